@@ -1,0 +1,1 @@
+"""Mail adapters: parsing and composing messages, IMAP and SMTP."""

@@ -174,7 +174,9 @@ class Loop:
     close_reason: str = ""
     follow_throughs: int = 0
     paused_until: datetime | None = None
+    closes_at: datetime | None = None
     parent_id: int | None = None
+    language: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -35,6 +35,21 @@ def ref_for(loop_id: int) -> str:
     return PREFIX + "".join(reversed(digits))
 
 
+def loop_id_for(ref: str) -> int | None:
+    """The row id behind a reference, or ``None`` when ``ref`` is not one :func:`ref_for` could produce."""
+    body = ref.upper().removeprefix(PREFIX)
+    if len(body) < MIN_WIDTH or len(body) > 12 or any(c not in ALPHABET for c in body):
+        return None
+    width = len(body)
+    scrambled = 0
+    for char in body:
+        scrambled = scrambled * 32 + ALPHABET.index(char)
+    modulus = 32**width
+    loop_id = ((scrambled - _OFFSET) * pow(_MULTIPLIER, -1, modulus)) % modulus
+    smallest = 1 if width == MIN_WIDTH else 32 ** (width - 1)
+    return loop_id if loop_id >= smallest else None
+
+
 def refs_in_subject(subject: str) -> tuple[str, ...]:
     """Every ``[CL-XXXX]`` token in a subject, upper-cased, in order."""
     return tuple(match.upper() for match in SUBJECT_REF.findall(subject))

@@ -1,0 +1,130 @@
+"""Touch → email: the bytes that go over SMTP, with headers that cannot be injected.
+
+Every header value is checked before it is set: CR, LF, NUL and other control characters in names and subjects
+are collapsed to a space (they come from customers and templates), and anything else that would still change the
+header set is refused with :class:`HeaderInjection`. The finished message is parsed back and must carry exactly
+the headers we meant to write (the role ``verify_generated_headers`` plays in newer Pythons).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_bytes
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+MAX_SUBJECT = 250
+
+
+class HeaderInjection(ValueError):
+    """A header value would have changed the message's header set."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mailbox:
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outgoing:
+    """Everything an automated email says about itself."""
+
+    kind: str
+    loop_ref: str
+    sender: Mailbox
+    recipient: Mailbox
+    subject: str
+    text: str
+    html: str | None
+    message_id: str
+    date: datetime
+    answers: bool
+    in_reply_to: str | None = None
+    references: Sequence[str] = ()
+    reply_to: str | None = None
+    list_unsubscribe: str | None = None
+
+
+def one_line(value: str, limit: int = MAX_SUBJECT) -> str:
+    """Collapse control characters (CR, LF, NUL, tabs, Unicode line separators) and runs of space."""
+    return " ".join(CONTROL.sub(" ", value).split())[:limit]
+
+
+def compose(mail: Outgoing) -> bytes:
+    """The message as bytes with CRLF line ends, ready for ``smtplib.sendmail``.
+
+    :raises HeaderInjection: when an address or Message-ID could not be written safely.
+    """
+    message = EmailMessage(policy=SMTP)
+    headers = _headers(mail)
+    for name, value in headers:
+        message[name] = value
+    message.set_content(mail.text, cte="quoted-printable")
+    if mail.html is not None:
+        message.add_alternative(mail.html, subtype="html", cte="quoted-printable")
+    raw = message.as_bytes()
+    structural = ["MIME-Version", "Content-Type"]
+    if not message.is_multipart():
+        structural.append("Content-Transfer-Encoding")
+    _verify(raw, [name for name, _ in headers] + structural)
+    return raw
+
+
+def _headers(mail: Outgoing) -> list[tuple[str, str | HeaderAddress]]:
+    ids = [_msg_id(mid) for mid in mail.references]
+    headers: list[tuple[str, str | HeaderAddress]] = [
+        ("From", _address(mail.sender)),
+        ("To", _address(mail.recipient)),
+        ("Subject", one_line(mail.subject) or "(no subject)"),
+        ("Date", format_datetime(mail.date)),
+        ("Message-ID", _msg_id(mail.message_id)),
+    ]
+    if mail.reply_to:
+        headers.append(("Reply-To", _address(Mailbox(email=mail.reply_to, name=mail.sender.name))))
+    if mail.in_reply_to:
+        headers.append(("In-Reply-To", _msg_id(mail.in_reply_to)))
+    if ids:
+        headers.append(("References", " ".join(ids)))
+    headers += [
+        ("Auto-Submitted", "auto-replied" if mail.answers else "auto-generated"),
+        ("X-Auto-Response-Suppress", "All"),
+        ("X-Closeloop-Kind", mail.kind),
+        ("X-Closeloop-Loop", one_line(mail.loop_ref)),
+    ]
+    if mail.list_unsubscribe:
+        headers.append(("List-Unsubscribe", f"<{_safe(mail.list_unsubscribe)}>"))
+    return headers
+
+
+def _address(mailbox: Mailbox) -> HeaderAddress:
+    local, at, domain = _safe(mailbox.email).rpartition("@")
+    if not at or not local or not domain or any(c in mailbox.email for c in " <>,;\"()"):
+        raise HeaderInjection(f"not a plain email address: {mailbox.email!r}")
+    return HeaderAddress(display_name=one_line(mailbox.name, 200), username=local, domain=domain)
+
+
+def _msg_id(message_id: str) -> str:
+    value = _safe(message_id).strip("<>")
+    if not value or any(c in value for c in " <>\t"):
+        raise HeaderInjection(f"not a Message-ID: {message_id!r}")
+    return f"<{value}>"
+
+
+def _safe(value: str) -> str:
+    if CONTROL.search(value):
+        raise HeaderInjection(f"control characters in a header value: {value!r}")
+    return value
+
+
+def _verify(raw: bytes, intended: list[str]) -> None:
+    """Parse the message back: the header names must be exactly the ones we wrote, once each."""
+    written = message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n").keys()
+    if sorted(name.lower() for name in written) != sorted(name.lower() for name in intended):
+        raise HeaderInjection(f"generated headers {written} differ from the intended {intended}")

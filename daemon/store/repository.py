@@ -1,0 +1,623 @@
+"""The repository: every query closeloop runs, behind names from the domain.
+
+``Store`` owns the engine; ``Store.transaction()`` yields a :class:`Transaction` whose methods read and write
+domain records. SQLite runs in WAL mode and takes its write lock at ``BEGIN IMMEDIATE``, so two writers
+serialise instead of failing half-way; PostgreSQL claims due touches with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from daemon.domain.model import (
+    Consent,
+    Customer,
+    Loop,
+    LoopState,
+    Touch,
+    TouchKind,
+    TouchState,
+)
+from daemon.domain.reference import loop_id_for, ref_for
+from daemon.domain.threading import LoopSummary
+from daemon.store.tables import customers, loops, mailboxes, messages, touches
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_ID = 900
+
+
+class LoopNotFound(LookupError):
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"no loop {ref}")
+
+
+class DuplicateDelivery(Exception):
+    """Another writer recorded the same message first (a unique key fired); the batch is replayed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewTouch:
+    loop_id: int
+    kind: TouchKind
+    due_at: datetime
+    recipient: str
+    message_id: str
+    sequence: int = 0
+    note: str = ""
+    answers: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedMessage:
+    """A message row to write: inbound (with its IMAP position) or outbound (with its touch)."""
+
+    direction: str
+    inbox: str
+    classification: str
+    received_at: datetime
+    message_id: str | None = None
+    fingerprint: str | None = None
+    folder: str | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    in_reply_to: Sequence[str] = ()
+    references: Sequence[str] = ()
+    from_email: str = ""
+    from_name: str = ""
+    recipients: Sequence[str] = ()
+    subject: str = ""
+    sent_at: datetime | None = None
+    text_body: str = ""
+    reason: str = ""
+    loop_id: int | None = None
+    touch_id: int | None = None
+    size: int = 0
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageView:
+    id: int
+    direction: str
+    message_id: str | None
+    from_email: str
+    from_name: str
+    subject: str
+    received_at: datetime
+    sent_at: datetime | None
+    text_body: str
+    classification: str
+    reason: str
+    touch_id: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DueTouch:
+    touch: Touch
+    loop: Loop
+    customer: Customer
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sent:
+    subject: str
+    text: str
+    html: str | None
+    template: str
+    template_version: str
+
+
+class Store:
+    """The database: engine, migrations and transactions."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = _engine(url, echo=echo)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
+        from daemon.store.migrate import upgrade
+
+        with self.engine.begin() as connection:
+            upgrade(connection)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One write transaction; committed when the block ends, rolled back when it raises."""
+        with self.engine.begin() as connection:
+            yield Transaction(connection)
+
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """A read-only transaction that does not wait for SQLite's write lock."""
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(closeloop_read=True)
+            with connection.begin():
+                yield Transaction(connection)
+
+    def healthy(self) -> str | None:
+        """``None`` when the database answers, else the reason."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            return f"database unreachable: {exc.orig or exc}"
+        return None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _engine(url: str, *, echo: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo, poolclass=NullPool, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's begin event issues BEGIN itself
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        read = connection.get_execution_options().get("closeloop_read", False)
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Transaction:
+    """Reads and writes inside one database transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.db = connection
+
+    # mailboxes --------------------------------------------------------------------------------------------
+
+    def mailbox_position(self, inbox: str, folder: str) -> tuple[int, int] | None:
+        """``(UIDVALIDITY, last UID recorded)`` of a mailbox, or ``None`` before its first pass."""
+        row = self.db.execute(
+            select(mailboxes.c.uidvalidity, mailboxes.c.last_uid).where(
+                mailboxes.c.inbox == inbox, mailboxes.c.folder == folder
+            )
+        ).first()
+        return None if row is None else (row.uidvalidity, row.last_uid)
+
+    def set_mailbox_position(self, inbox: str, folder: str, uidvalidity: int, last_uid: int, now: datetime) -> None:
+        values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": now}
+        done = self.db.execute(
+            update(mailboxes).where(mailboxes.c.inbox == inbox, mailboxes.c.folder == folder).values(**values)
+        )
+        if done.rowcount == 0:
+            self.db.execute(insert(mailboxes).values(inbox=inbox, folder=folder, **values))
+
+    # messages ---------------------------------------------------------------------------------------------
+
+    def known_uids(self, inbox: str, folder: str, uidvalidity: int, uids: Iterable[int]) -> set[int]:
+        wanted = list(uids)
+        if not wanted:
+            return set()
+        query = select(messages.c.uid).where(
+            messages.c.inbox == inbox,
+            messages.c.folder == folder,
+            messages.c.uidvalidity == uidvalidity,
+            messages.c.uid.in_(wanted),
+        )
+        return {uid for (uid,) in self.db.execute(query)}
+
+    def known_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
+        wanted = list(fingerprints)
+        if not wanted:
+            return set()
+        query = select(messages.c.fingerprint).where(messages.c.fingerprint.in_(wanted))
+        return {fp for (fp,) in self.db.execute(query)}
+
+    def record_message(self, message: RecordedMessage) -> int:
+        """Write one message row.
+
+        :raises DuplicateDelivery: when its IMAP position or fingerprint is already recorded.
+        """
+        values = {
+            **message.__dict__,
+            "message_id": _clip_id(message.message_id),
+            "in_reply_to": " ".join(_clip_id(m) or "" for m in message.in_reply_to),
+            "references": " ".join(_clip_id(m) or "" for m in message.references),
+            "recipients": ", ".join(message.recipients),
+            "subject": message.subject[:2000],
+            "from_name": message.from_name[:200],
+            "from_email": message.from_email[:320],
+        }
+        try:
+            return int(self.db.execute(insert(messages).values(**values).returning(messages.c.id)).scalar_one())
+        except IntegrityError as exc:
+            raise DuplicateDelivery(str(exc.orig)) from exc
+
+    def messages_of(self, loop_id: int) -> list[MessageView]:
+        query = select(*_MESSAGE_VIEW).where(messages.c.loop_id == loop_id).order_by(messages.c.received_at, messages.c.id)
+        return [MessageView(**row._mapping) for row in self.db.execute(query)]
+
+    def message(self, message_id: str) -> MessageView | None:
+        query = select(*_MESSAGE_VIEW).where(messages.c.message_id == message_id).order_by(messages.c.id).limit(1)
+        row = self.db.execute(query).first()
+        return None if row is None else MessageView(**row._mapping)
+
+    def opening_message(self, loop_id: int) -> MessageView | None:
+        query = (
+            select(*_MESSAGE_VIEW)
+            .where(messages.c.loop_id == loop_id, messages.c.direction == "in")
+            .order_by(messages.c.id)
+            .limit(1)
+        )
+        row = self.db.execute(query).first()
+        return None if row is None else MessageView(**row._mapping)
+
+    def thread_of(self, loop_id: int, limit: int = 10) -> list[str]:
+        """Message-IDs of a loop's conversation, oldest first: the opening message and the latest ones."""
+        ids = select(messages.c.id, messages.c.message_id).where(
+            messages.c.loop_id == loop_id, messages.c.message_id.is_not(None)
+        )
+        first = self.db.execute(ids.order_by(messages.c.id).limit(1)).all()
+        latest = self.db.execute(ids.order_by(messages.c.id.desc()).limit(limit - 1)).all()
+        rows = {row.id: row.message_id for row in (*first, *latest)}
+        return [rows[key] for key in sorted(rows)]
+
+    # threading --------------------------------------------------------------------------------------------
+
+    def loops_by_message_ids(self, message_ids: Iterable[str]) -> dict[str, LoopSummary]:
+        """Loops that recorded any of these Message-IDs, in a message or as an outgoing touch."""
+        wanted = [m for m in (_clip_id(m) for m in message_ids) if m]
+        if not wanted:
+            return {}
+        columns = (loops.c.id, loops.c.customer_id, loops.c.state, customers.c.email)
+        joined = loops.join(customers, customers.c.id == loops.c.customer_id)
+        found: dict[str, LoopSummary] = {}
+        for source in (messages, touches):
+            query = (
+                select(source.c.message_id, *columns)
+                .select_from(source.join(joined, loops.c.id == source.c.loop_id))
+                .where(source.c.message_id.in_(wanted))
+            )
+            for row in self.db.execute(query):
+                found.setdefault(row.message_id, _summary(row))
+        return found
+
+    def loops_by_refs(self, refs: Iterable[str]) -> dict[str, LoopSummary]:
+        ids = {loop_id: ref for ref in refs if (loop_id := loop_id_for(ref)) is not None}
+        if not ids:
+            return {}
+        query = (
+            select(loops.c.id, loops.c.customer_id, loops.c.state, customers.c.email)
+            .select_from(loops.join(customers, customers.c.id == loops.c.customer_id))
+            .where(loops.c.id.in_(list(ids)))
+        )
+        return {ids[row.id]: _summary(row) for row in self.db.execute(query)}
+
+    # customers --------------------------------------------------------------------------------------------
+
+    def customer_by_email(self, email: str) -> Customer | None:
+        row = self.db.execute(select(customers).where(customers.c.email == email)).first()
+        return None if row is None else _customer(row)
+
+    def customer(self, customer_id: int) -> Customer:
+        return _customer(self.db.execute(select(customers).where(customers.c.id == customer_id)).one())
+
+    def add_customer(self, customer: Customer, now: datetime) -> Customer:
+        values = _customer_values(customer)
+        new_id = self.db.execute(insert(customers).values(**values, created_at=now).returning(customers.c.id))
+        return Customer(**{**customer.__dict__, "id": int(new_id.scalar_one())})
+
+    def save_customer(self, customer: Customer) -> None:
+        self.db.execute(update(customers).where(customers.c.id == customer.id).values(**_customer_values(customer)))
+
+    # loops ------------------------------------------------------------------------------------------------
+
+    def add_loop(self, loop: Loop) -> Loop:
+        values = _loop_values(loop)
+        new_id = int(self.db.execute(insert(loops).values(**values).returning(loops.c.id)).scalar_one())
+        return Loop(**{**loop.__dict__, "id": new_id, "ref": ref_for(new_id)})
+
+    def save_loop(self, loop: Loop) -> None:
+        self.db.execute(update(loops).where(loops.c.id == loop.id).values(**_loop_values(loop)))
+
+    def loop(self, loop_id: int) -> Loop:
+        row = self.db.execute(select(loops).where(loops.c.id == loop_id)).first()
+        if row is None:
+            raise LoopNotFound(ref_for(loop_id) if loop_id > 0 else str(loop_id))
+        return _loop(row)
+
+    def loop_by_ref(self, ref: str, *, lock: bool = False) -> Loop:
+        """:raises LoopNotFound: when no loop has that reference."""
+        loop_id = loop_id_for(ref)
+        if loop_id is None:
+            raise LoopNotFound(ref)
+        query = select(loops).where(loops.c.id == loop_id)
+        row = self.db.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            raise LoopNotFound(ref)
+        return _loop(row)
+
+    def loops(self, *, state: LoopState | None = None, customer_id: int | None = None) -> list[Loop]:
+        query = select(loops).order_by(loops.c.id)
+        if state is not None:
+            query = query.where(loops.c.state == state)
+        if customer_id is not None:
+            query = query.where(loops.c.customer_id == customer_id)
+        return [_loop(row) for row in self.db.execute(query)]
+
+    def open_loops_of(self, customer_id: int) -> list[Loop]:
+        query = select(loops).where(loops.c.customer_id == customer_id, loops.c.state != LoopState.CLOSED)
+        return [_loop(row) for row in self.db.execute(query.order_by(loops.c.id))]
+
+    def earlier_loops(self, customer_id: int, before: int, limit: int = 5) -> list[Loop]:
+        query = (
+            select(loops)
+            .where(loops.c.customer_id == customer_id, loops.c.id < before)
+            .order_by(loops.c.id.desc())
+            .limit(limit)
+        )
+        return [_loop(row) for row in self.db.execute(query)]
+
+    def last_owner(self, customer_id: int) -> str | None:
+        query = select(loops.c.owner).where(loops.c.customer_id == customer_id).order_by(loops.c.id.desc())
+        return self.db.execute(query.limit(1)).scalar()
+
+    def loops_to_close_quietly(self, now: datetime, limit: int = 500) -> list[Loop]:
+        query = (
+            select(loops)
+            .where(loops.c.closes_at.is_not(None), loops.c.closes_at <= now, loops.c.state != LoopState.CLOSED)
+            .order_by(loops.c.closes_at)
+            .limit(limit)
+        )
+        return [_loop(row) for row in self.db.execute(query)]
+
+    # touches ----------------------------------------------------------------------------------------------
+
+    def add_touches(self, new: Sequence[NewTouch], now: datetime) -> None:
+        if new:
+            rows = [{**t.__dict__, "state": TouchState.PLANNED, "created_at": now} for t in new]
+            self.db.execute(insert(touches), rows)
+
+    def cancel_touches(self, loop_id: int, kinds: Iterable[TouchKind], reason: str) -> int:
+        wanted = [str(kind) for kind in kinds]
+        if not wanted:
+            return 0
+        done = self.db.execute(
+            update(touches)
+            .where(
+                touches.c.loop_id == loop_id,
+                touches.c.kind.in_(wanted),
+                touches.c.state.in_([TouchState.PLANNED, TouchState.HELD]),
+            )
+            .values(state=TouchState.CANCELLED, reason=reason)
+        )
+        return done.rowcount
+
+    def defer_touches(self, loop_id: int, until: datetime) -> None:
+        """Move the loop's pending customer touches to ``until`` at the earliest (an out-of-office pause)."""
+        customer_kinds = [str(kind) for kind in TouchKind if not kind.to_staff]
+        self.db.execute(
+            update(touches)
+            .where(
+                touches.c.loop_id == loop_id,
+                touches.c.state == TouchState.PLANNED,
+                touches.c.kind.in_(customer_kinds),
+                touches.c.due_at < until,
+            )
+            .values(due_at=until)
+        )
+
+    def touches_of(self, loop_id: int) -> list[Touch]:
+        query = select(touches).where(touches.c.loop_id == loop_id).order_by(touches.c.due_at, touches.c.id)
+        return [_touch(row) for row in self.db.execute(query)]
+
+    def touches_for(self, loop_ids: Sequence[int]) -> dict[int, list[Touch]]:
+        found: dict[int, list[Touch]] = {loop_id: [] for loop_id in loop_ids}
+        if loop_ids:
+            query = select(touches).where(touches.c.loop_id.in_(list(loop_ids)))
+            for row in self.db.execute(query.order_by(touches.c.due_at, touches.c.id)):
+                found[row.loop_id].append(_touch(row))
+        return found
+
+    def claim_due(self, now: datetime) -> DueTouch | None:
+        """The next planned touch that is due, locked for this transaction (others skip it)."""
+        query = (
+            select(touches)
+            .where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= now)
+            .order_by(touches.c.due_at, touches.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = self.db.execute(query).first()
+        if row is None:
+            return None
+        touch = _touch(row)
+        loop = _loop(self.db.execute(select(loops).where(loops.c.id == touch.loop_id).with_for_update()).one())
+        return DueTouch(touch=touch, loop=loop, customer=self.customer(loop.customer_id))
+
+    def next_due_at(self) -> datetime | None:
+        query = select(func.min(touches.c.due_at)).where(touches.c.state == TouchState.PLANNED)
+        return self.db.execute(query).scalar()
+
+    def mark_sent(self, touch_id: int, sent: Sent, now: datetime) -> None:
+        self.db.execute(
+            update(touches)
+            .where(touches.c.id == touch_id)
+            .values(
+                state=TouchState.SENT,
+                sent_at=now,
+                attempts=touches.c.attempts + 1,
+                subject=sent.subject,
+                body_text=sent.text,
+                body_html=sent.html,
+                template=sent.template,
+                template_version=sent.template_version,
+                reason="",
+            )
+        )
+
+    def settle(self, touch_id: int, state: TouchState, reason: str, *, attempt: bool = False) -> None:
+        """Cancel, fail or hold one touch, saying why."""
+        values: dict[str, Any] = {"state": state, "reason": reason}
+        if attempt:
+            values["attempts"] = touches.c.attempts + 1
+        self.db.execute(update(touches).where(touches.c.id == touch_id).values(**values))
+
+    def retry_later(self, touch_id: int, due_at: datetime, reason: str) -> None:
+        self.db.execute(
+            update(touches)
+            .where(touches.c.id == touch_id)
+            .values(due_at=due_at, reason=reason, attempts=touches.c.attempts + 1)
+        )
+
+    def sent_to_since(self, recipient: str, since: datetime) -> int:
+        query = select(func.count()).where(
+            touches.c.recipient == recipient, touches.c.state == TouchState.SENT, touches.c.sent_at > since
+        )
+        return int(self.db.execute(query).scalar_one())
+
+    def cancel_customer_touches(self, customer_id: int, reason: str) -> int:
+        """Cancel every pending touch to a customer, across all their loops (opt-out)."""
+        loop_ids = select(loops.c.id).where(loops.c.customer_id == customer_id).scalar_subquery()
+        customer_kinds = [str(kind) for kind in TouchKind if not kind.to_staff]
+        done = self.db.execute(
+            update(touches)
+            .where(
+                touches.c.loop_id.in_(loop_ids),
+                touches.c.kind.in_(customer_kinds),
+                touches.c.state.in_([TouchState.PLANNED, TouchState.HELD]),
+            )
+            .values(state=TouchState.CANCELLED, reason=reason)
+        )
+        return done.rowcount
+
+    # figures ----------------------------------------------------------------------------------------------
+
+    def count_loops(self) -> dict[str, int]:
+        query = select(loops.c.state, func.count()).group_by(loops.c.state)
+        return {state: int(count) for state, count in self.db.execute(query)}
+
+    def count_touches(self, now: datetime) -> dict[str, int]:
+        planned = touches.c.state == TouchState.PLANNED
+        due = self.db.execute(select(func.count()).where(planned, touches.c.due_at <= now)).scalar_one()
+        overdue = self.db.execute(
+            select(func.count()).where(planned, touches.c.due_at <= now - timedelta(minutes=15))
+        ).scalar_one()
+        return {"due": int(due), "overdue": int(overdue)}
+
+
+_MESSAGE_VIEW = (
+    messages.c.id,
+    messages.c.direction,
+    messages.c.message_id,
+    messages.c.from_email,
+    messages.c.from_name,
+    messages.c.subject,
+    messages.c.received_at,
+    messages.c.sent_at,
+    messages.c.text_body,
+    messages.c.classification,
+    messages.c.reason,
+    messages.c.touch_id,
+)
+
+
+def _clip_id(message_id: str | None) -> str | None:
+    return None if message_id is None else message_id[:MAX_MESSAGE_ID]
+
+
+def _summary(row: Row[Any]) -> LoopSummary:
+    return LoopSummary(id=row.id, ref=ref_for(row.id), customer_email=row.email, state=LoopState(row.state))
+
+
+def _customer(row: Row[Any]) -> Customer:
+    values = dict(row._mapping)
+    values.pop("created_at")
+    values.pop("undeliverable_reason")
+    values["consent"] = Consent(values["consent"])
+    return Customer(**values)
+
+
+def _customer_values(customer: Customer) -> dict[str, Any]:
+    values = dict(customer.__dict__)
+    values.pop("id")
+    values["name"] = values["name"][:200]
+    values["first_name"] = values["first_name"][:100]
+    return values
+
+
+def _loop(row: Row[Any]) -> Loop:
+    values: dict[str, Any] = dict(row._mapping)
+    values["state"] = LoopState(values["state"])
+    return Loop(ref=ref_for(values["id"]), **values)
+
+
+def _loop_values(loop: Loop) -> dict[str, Any]:
+    values = dict(loop.__dict__)
+    values.pop("id")
+    values.pop("ref")
+    return values
+
+
+def _touch(row: Row[Any]) -> Touch:
+    mapping: Mapping[str, Any] = row._mapping
+    return Touch(
+        id=mapping["id"],
+        loop_id=mapping["loop_id"],
+        kind=TouchKind(mapping["kind"]),
+        state=TouchState(mapping["state"]),
+        due_at=mapping["due_at"],
+        recipient=mapping["recipient"],
+        message_id=mapping["message_id"],
+        sequence=mapping["sequence"],
+        attempts=mapping["attempts"],
+        note=mapping["note"],
+        answers=mapping["answers"],
+        sent_at=mapping["sent_at"],
+        reason=mapping["reason"],
+    )
+
+
+__all__ = [
+    "DueTouch",
+    "DuplicateDelivery",
+    "LoopNotFound",
+    "MessageView",
+    "NewTouch",
+    "RecordedMessage",
+    "Sent",
+    "Store",
+    "Transaction",
+]

@@ -439,6 +439,12 @@ class Transaction:
             .values(due_at=until)
         )
 
+    def touch_kind(self, message_id: str) -> TouchKind | None:
+        """The kind of our touch that went out with ``message_id``, if it was ours."""
+        query = select(touches.c.kind).where(touches.c.message_id == _clip_id(message_id))
+        kind = self.db.execute(query).scalar()
+        return None if kind is None else TouchKind(kind)
+
     def touches_of(self, loop_id: int) -> list[Touch]:
         query = select(touches).where(touches.c.loop_id == loop_id).order_by(touches.c.due_at, touches.c.id)
         return [_touch(row) for row in self.db.execute(query)]

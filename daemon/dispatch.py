@@ -1,0 +1,199 @@
+"""Dispatch: claim a due touch, decide whether it still makes sense, render, send, record — per touch.
+
+Each touch is handled in its own transaction that holds the touch (and its loop) locked while the email goes
+out: a touch is committed before it is sent, sent after that commit, and marked sent after the server's 250.
+A staff close that races a send waits for it (PostgreSQL row locks, SQLite's write lock), so nothing is sent
+after its loop closed. A crash between the 250 and the commit resends the same bytes with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from daemon.config import Settings
+from daemon.context import staff_member, touch_context, unsubscribe_address, unsubscribe_mailto
+from daemon.domain import loop as loops
+from daemon.domain.model import Classification, Consent, Touch, TouchKind, TouchState
+from daemon.mail.compose import Mailbox, Outgoing, compose
+from daemon.mail.smtp import PermanentSendError, TransientSendError
+from daemon.outbox import Outbox
+from daemon.render import RenderedTouch, Renderer, TemplateError
+from daemon.store.repository import DueTouch, RecordedMessage, Sent, Store, Transaction
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    def send(self, message: bytes, sender: str, recipients: list[str]) -> None: ...
+
+
+@dataclass(kw_only=True)
+class DispatchReport:
+    results: Counter[str] = field(default_factory=Counter)
+    smtp_down: str | None = None
+
+    @property
+    def sent(self) -> int:
+        return self.results["sent"]
+
+
+class Dispatch:
+    def __init__(self, settings: Settings, store: Store, renderer: Renderer) -> None:
+        self.settings, self.store, self.renderer = settings, store, renderer
+        self.outbox = Outbox(settings=settings)
+
+    def dispatch_due(self, sender: Sender, now: datetime, *, limit: int | None = None) -> DispatchReport:
+        """Send what is due at ``now``, oldest first, up to ``limit`` touches; stop early if SMTP is down."""
+        report = DispatchReport()
+        limit = limit or self.settings.daemon.dispatch_batch
+        for _ in range(limit):
+            with self.store.transaction() as tx:
+                due = tx.claim_due(now)
+                if due is None:
+                    break
+                result = self._one(tx, due, sender, now, report)
+            report.results[result] += 1
+            if report.smtp_down:
+                break
+        return report
+
+    def _one(self, tx: Transaction, due: DueTouch, sender: Sender, now: datetime, report: DispatchReport) -> str:
+        touch = due.touch
+        assert touch.id is not None
+        why = self._why_not(due, now)
+        if why is not None:
+            state, reason = why
+            tx.settle(touch.id, state, reason)
+            log.info("touch not sent", extra={"loop": due.loop.ref, "kind": str(touch.kind), "state": str(state),
+                                               "reason": reason})
+            return str(state)
+        paused = due.loop.paused_until
+        if paused is not None and paused > now and not touch.kind.to_staff:
+            tx.retry_later(touch.id, paused, "paused: the customer is away")
+            return "deferred"
+        timing = self.outbox.timing(due.customer, now)
+        try:
+            rendered = self._render(tx, due, timing, now)
+        except TemplateError as exc:
+            tx.settle(touch.id, TouchState.HELD, f"template problem: {exc}")
+            log.error("touch held: its template fails", extra={"loop": due.loop.ref, "kind": str(touch.kind),
+                                                                 "problem": str(exc)})
+            return "held"
+        raw = compose(self._outgoing(tx, due, rendered, now))
+        try:
+            sender.send(raw, self._envelope_sender(due), [touch.recipient])
+        except TransientSendError as exc:
+            return self._deferred(tx, touch, exc, now, report)
+        except PermanentSendError as exc:
+            tx.settle(touch.id, TouchState.FAILED, f"refused by the SMTP server: {exc}", attempt=True)
+            log.error("touch failed for good", extra={"loop": due.loop.ref, "kind": str(touch.kind), "smtp": str(exc)})
+            return "failed"
+        self._record_sent(tx, due, rendered, now)
+        return "sent"
+
+    def _why_not(self, due: DueTouch, now: datetime) -> tuple[TouchState, str] | None:
+        touch, loop, customer = due.touch, due.loop, due.customer
+        stale = loops.stale_reason(touch, loop, now)
+        if stale is not None:
+            return TouchState.CANCELLED, stale
+        if touch.kind.to_staff:
+            return None
+        if customer.opted_out_at is not None:
+            return TouchState.CANCELLED, "the customer opted out"
+        if customer.undeliverable_at is not None:
+            return TouchState.HELD, "the customer's address bounced"
+        if touch.kind is TouchKind.CHECK_IN and customer.consent is Consent.REFUSED:
+            return TouchState.CANCELLED, "the customer declined check-ins"
+        return None
+
+    def _render(self, tx: Transaction, due: DueTouch, timing: loops.Timing, now: datetime) -> RenderedTouch:
+        context = touch_context(tx, self.settings, due.touch, due.loop, due.customer, timing, now)
+        language = due.loop.language or due.customer.language
+        return self.renderer.render(str(due.touch.kind), context, language=language, inbox=due.loop.inbox)
+
+    def _outgoing(self, tx: Transaction, due: DueTouch, rendered: RenderedTouch, now: datetime) -> Outgoing:
+        touch, loop, customer = due.touch, due.loop, due.customer
+        inbox = self.settings.inbox(loop.inbox)
+        thread = tx.thread_of(loop.id or 0)
+        to_customer = not touch.kind.to_staff
+        if to_customer:
+            recipient = Mailbox(email=touch.recipient, name=customer.name)
+        else:
+            recipient = Mailbox(email=touch.recipient, name=staff_member(self.settings, touch.recipient).name)
+        return Outgoing(
+            kind=str(touch.kind),
+            loop_ref=loop.ref,
+            sender=Mailbox(email=inbox.address, name=inbox.display_name),
+            recipient=recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=touch.message_id,
+            date=now,
+            answers=to_customer and touch.answers is not None,
+            in_reply_to=touch.answers or (thread[-1] if thread else None),
+            references=thread,
+            list_unsubscribe=unsubscribe_mailto(inbox) if to_customer else None,
+        )
+
+    def _envelope_sender(self, due: DueTouch) -> str:
+        return self.settings.inbox(due.loop.inbox).address
+
+    def _deferred(
+        self, tx: Transaction, touch: Touch, exc: TransientSendError, now: datetime, report: DispatchReport
+    ) -> str:
+        assert touch.id is not None
+        retry = self.settings.smtp.retry
+        if exc.code is None:
+            report.smtp_down = str(exc)
+        elif touch.attempts + 1 >= retry.max_attempts:
+            tx.settle(touch.id, TouchState.FAILED, f"gave up after {touch.attempts + 1} deferrals: {exc}", attempt=True)
+            return "failed"
+        delay = min(retry.first_delay_seconds * 2**touch.attempts, retry.max_delay_seconds)
+        tx.retry_later(touch.id, now + timedelta(seconds=delay), f"will retry: {exc}")
+        log.warning("send deferred", extra={"kind": str(touch.kind), "retry_in_s": delay, "smtp": str(exc)})
+        return "retry"
+
+    def _record_sent(self, tx: Transaction, due: DueTouch, rendered: RenderedTouch, now: datetime) -> None:
+        touch, loop, customer = due.touch, due.loop, due.customer
+        assert touch.id is not None
+        sent = Sent(
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            template=rendered.template,
+            template_version=rendered.version,
+        )
+        tx.mark_sent(touch.id, sent, now)
+        inbox = self.settings.inbox(loop.inbox)
+        tx.record_message(
+            RecordedMessage(
+                direction="out",
+                inbox=loop.inbox,
+                classification=str(Classification.SYSTEM),
+                reason=f"our {touch.kind}",
+                received_at=now,
+                sent_at=now,
+                message_id=touch.message_id,
+                in_reply_to=(touch.answers,) if touch.answers else (),
+                from_email=inbox.address,
+                from_name=inbox.display_name,
+                recipients=(touch.recipient,),
+                subject=rendered.subject,
+                text_body=rendered.text,
+                loop_id=loop.id,
+                touch_id=touch.id,
+            )
+        )
+        may_check_in = customer.consent is not Consent.REFUSED and customer.opted_out_at is None
+        timing = self.outbox.timing(customer, now)
+        change = loops.touch_sent(loop, touch, may_check_in=may_check_in, timing=timing, now=now)
+        self.outbox.apply(tx, change, customer, now)
+        log.info("sent", extra={"loop": loop.ref, "kind": str(touch.kind), "message_id": touch.message_id})
+
+
+__all__ = ["Dispatch", "DispatchReport", "Sender", "unsubscribe_address"]

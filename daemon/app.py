@@ -167,7 +167,7 @@ class Daemon:
             except Exception:
                 log.exception("dispatch failed; will retry on the next tick")
                 return
-            if reports and reports[-1].smtp_down or not self.wake_pending.is_set():
+            if (reports and reports[-1].smtp_down) or not self.wake_pending.is_set():
                 return
 
     def _housekeeping(self) -> None:
@@ -190,8 +190,10 @@ class Daemon:
                     mailbox.wait(inbox.imap.idle_renew_minutes * 60, self.stop)
             except MailboxError as exc:
                 self.health[inbox.name] = exc.reason
-                log.error("inbox connection lost; reconnecting", extra={"inbox": inbox.name, "error": exc.reason,
-                                                                        "retry_in_s": delay})
+                log.error(
+                    "inbox connection lost; reconnecting",
+                    extra={"inbox": inbox.name, "error": exc.reason, "retry_in_s": delay},
+                )
             except Exception:
                 self.health[inbox.name] = "intake failed"
                 log.exception("intake failed; retrying", extra={"inbox": inbox.name, "retry_in_s": delay})

@@ -93,7 +93,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     path = args.config or environ.get(CONFIG_ENV)
     if not path:
-        raise UsageError(f"no configuration: pass --config PATH or set {CONFIG_ENV} (see config/closeloop.example.toml)")
+        raise UsageError(
+            f"no configuration: pass --config PATH or set {CONFIG_ENV} (see config/closeloop.example.toml)"
+        )
     return Settings.load(path, environ)
 
 

@@ -58,7 +58,9 @@ def _resolve_secret(value: object, info: ValidationInfo) -> object:
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ValueError(f"cannot read secret file {path}: {exc.strerror} (check the path and permissions)") from exc
+            raise ValueError(
+                f"cannot read secret file {path}: {exc.strerror} (check the path and permissions)"
+            ) from exc
     return value
 
 
@@ -299,9 +301,7 @@ class Settings(Section):
     ) -> Settings:
         """Validate an already-parsed mapping (tests and the demo build settings this way)."""
         try:
-            return cls.model_validate(
-                {**data, "source": source}, context={"environ": environ, "base": base}
-            )
+            return cls.model_validate({**data, "source": source}, context={"environ": environ, "base": base})
         except ValidationError as exc:
             first = exc.errors()[0]
             raise ConfigError(source, _key(first["loc"]), _problem(first)) from None

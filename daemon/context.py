@@ -34,7 +34,13 @@ def unsubscribe_mailto(inbox: Inbox) -> str:
 
 
 def touch_context(
-    tx: Transaction, settings: Settings, touch: Touch, loop: Loop, customer: Customer, timing: Timing, now: datetime
+    tx: Transaction,
+    settings: Settings,
+    touch: Touch,
+    loop: Loop,
+    customer: Customer,
+    timing: Timing,
+    now: datetime,
 ) -> dict[str, Any]:
     """The template context for ``touch``; reads the message it is about and the customer's earlier loops."""
     inbox = settings.inbox(loop.inbox)
@@ -45,7 +51,11 @@ def touch_context(
     return {
         "customer": {"first_name": customer.first_name, "name": customer.name, "email": customer.email},
         "owner": _person(owner),
-        "inbox": {"name": inbox.name, "address": inbox.address, "display_name": inbox.display_name or inbox.name},
+        "inbox": {
+            "name": inbox.name,
+            "address": inbox.address,
+            "display_name": inbox.display_name or inbox.name,
+        },
         "loop": {
             "ref": loop.ref,
             "subject": loop.subject,
@@ -67,8 +77,7 @@ def touch_context(
         "unsubscribe": {"mailto": unsubscribe_mailto(inbox), "url": None},
         "staff": [_person(Staff(name=m.name, email=m.email)) for m in settings.staff],
         "record_outcome_hint": (
-            f"Reply to this email with the outcome, in your own words; or run: "
-            f'closeloop outcome {loop.ref} --text "…"'
+            f'Reply to this email with the outcome, in your own words; or run: closeloop outcome {loop.ref} --text "…"'
         ),
     }
 

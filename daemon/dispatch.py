@@ -68,8 +68,10 @@ class Dispatch:
         if why is not None:
             state, reason = why
             tx.settle(touch.id, state, reason)
-            log.info("touch not sent", extra={"loop": due.loop.ref, "kind": str(touch.kind), "state": str(state),
-                                               "reason": reason})
+            log.info(
+                "touch not sent",
+                extra={"loop": due.loop.ref, "kind": str(touch.kind), "state": str(state), "reason": reason},
+            )
             return str(state)
         paused = due.loop.paused_until
         if paused is not None and paused > now and not touch.kind.to_staff:
@@ -80,8 +82,10 @@ class Dispatch:
             rendered = self._render(tx, due, timing, now)
         except TemplateError as exc:
             tx.settle(touch.id, TouchState.HELD, f"template problem: {exc}")
-            log.error("touch held: its template fails", extra={"loop": due.loop.ref, "kind": str(touch.kind),
-                                                                 "problem": str(exc)})
+            log.error(
+                "touch held: its template fails",
+                extra={"loop": due.loop.ref, "kind": str(touch.kind), "problem": str(exc)},
+            )
             return "held"
         raw = compose(self._outgoing(tx, due, rendered, now))
         try:
@@ -90,7 +94,10 @@ class Dispatch:
             return self._deferred(tx, touch, exc, now, report)
         except PermanentSendError as exc:
             tx.settle(touch.id, TouchState.FAILED, f"refused by the SMTP server: {exc}", attempt=True)
-            log.error("touch failed for good", extra={"loop": due.loop.ref, "kind": str(touch.kind), "smtp": str(exc)})
+            log.error(
+                "touch failed for good",
+                extra={"loop": due.loop.ref, "kind": str(touch.kind), "smtp": str(exc)},
+            )
             return "failed"
         self._record_sent(tx, due, rendered, now)
         return "sent"
@@ -151,7 +158,12 @@ class Dispatch:
         if exc.code is None:
             report.smtp_down = str(exc)
         elif touch.attempts + 1 >= retry.max_attempts:
-            tx.settle(touch.id, TouchState.FAILED, f"gave up after {touch.attempts + 1} deferrals: {exc}", attempt=True)
+            tx.settle(
+                touch.id,
+                TouchState.FAILED,
+                f"gave up after {touch.attempts + 1} deferrals: {exc}",
+                attempt=True,
+            )
             return "failed"
         delay = min(retry.first_delay_seconds * 2**touch.attempts, retry.max_delay_seconds)
         tx.retry_later(touch.id, now + timedelta(seconds=delay), f"will retry: {exc}")

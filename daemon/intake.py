@@ -95,12 +95,13 @@ class Intake:
         try:
             return self._record(inbox, folder, uidvalidity, parsed, now)
         except DuplicateDelivery as exc:
-            log.warning("batch clashed with another writer; replaying it", extra={"inbox": inbox.name, "why": str(exc)})
+            log.warning(
+                "batch clashed with another writer; replaying it",
+                extra={"inbox": inbox.name, "why": str(exc)},
+            )
             return self._record(inbox, folder, uidvalidity, parsed, now)
 
-    def _record(
-        self, inbox: Inbox, folder: str, uidvalidity: int, parsed: list[Parsed], now: datetime
-    ) -> IntakeReport:
+    def _record(self, inbox: Inbox, folder: str, uidvalidity: int, parsed: list[Parsed], now: datetime) -> IntakeReport:
         report = IntakeReport(uids=[p.uid for p in parsed])
         with self.store.transaction() as tx:
             known = tx.known_uids(inbox.name, folder, uidvalidity, report.uids)
@@ -123,14 +124,16 @@ class Intake:
     def _one(self, tx: Transaction, where: Position, item: Parsed, now: datetime, report: IntakeReport) -> str:
         if item.message is None:
             log.warning("quarantined unparseable message", extra={"inbox": where.inbox.name, "uid": item.uid})
-            tx.record_message(where.row(item, Verdict(classification=Classification.QUARANTINED, reason=item.problem), now))
-            return Classification.QUARANTINED
+            tx.record_message(
+                where.row(item, Verdict(classification=Classification.QUARANTINED, reason=item.problem), now)
+            )
+            return str(Classification.QUARANTINED)
         message = item.message
         verdict = classify(message, self.policies[where.inbox.name])
         loop = self._thread(tx, where.inbox, message)
         loop_id = self._act(tx, where.inbox, message, verdict, loop, now, report)
         tx.record_message(replace(where.row(item, verdict, now), loop_id=loop_id))
-        return verdict.classification
+        return str(verdict.classification)
 
     def _thread(self, tx: Transaction, inbox: Inbox, message: InboundMessage) -> LoopSummary | None:
         tag = self._plus_tag(inbox, message)
@@ -237,7 +240,9 @@ class Intake:
         if intent is Intent.STOP:
             self.opt_out(tx, customer.email, now, via=f"reply in {loop.ref}")
         elif intent is Intent.ALL_GOOD and loop.state in (LoopState.OUTCOME_SENT, LoopState.CHECKED_IN):
-            self.outbox.apply(tx, loops.all_good(loop, answers=message.message_id, timing=timing, now=now), customer, now)
+            self.outbox.apply(
+                tx, loops.all_good(loop, answers=message.message_id, timing=timing, now=now), customer, now
+            )
         elif intent is Intent.NEW_PROBLEM and loop.state in (LoopState.OUTCOME_SENT, LoopState.CHECKED_IN):
             new = self.open_loop(tx, inbox, customer, message, now, parent=loop.id)
             report.opened.append(new.ref)
@@ -269,7 +274,10 @@ class Intake:
         customer = tx.customer(loop.customer_id)
         change = loops.record_outcome(loop, text, timing=self.outbox.timing(customer, now), now=now)
         self.outbox.apply(tx, change, customer, now)
-        log.info("outcome recorded by email", extra={"loop": loop.ref, "staff": message.sender and message.sender.email})
+        log.info(
+            "outcome recorded by email",
+            extra={"loop": loop.ref, "staff": message.sender and message.sender.email},
+        )
 
     def _out_of_office(self, tx: Transaction, message: InboundMessage, found: LoopSummary, now: datetime) -> None:
         loop = tx.loop(found.id)
@@ -277,7 +285,10 @@ class Intake:
         until = out_of_office_until(message.text, message.subject, received=message.date or now)
         change = loops.pause(loop, until=until, timing=self.outbox.timing(customer, now), now=now)
         self.outbox.apply(tx, change, customer, now)
-        log.info("loop paused for an out-of-office reply", extra={"loop": loop.ref, "until": str(change.defer_until)})
+        log.info(
+            "loop paused for an out-of-office reply",
+            extra={"loop": loop.ref, "until": str(change.defer_until)},
+        )
 
     def opt_out(self, tx: Transaction, email: str, now: datetime, *, via: str) -> bool:
         """Record an opt-out: cancel every pending touch to the customer and close their open loops."""

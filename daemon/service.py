@@ -92,7 +92,12 @@ class Closeloop:
             log.warning(
                 "UIDVALIDITY changed: the mailbox was recreated; re-reading it, known messages are matched by "
                 "fingerprint and not recorded twice",
-                extra={"inbox": inbox.name, "folder": source.folder, "was": uidvalidity, "now": source.uidvalidity},
+                extra={
+                    "inbox": inbox.name,
+                    "folder": source.folder,
+                    "was": uidvalidity,
+                    "now": source.uidvalidity,
+                },
             )
             report.resynced = True
             return 0
@@ -168,9 +173,17 @@ class Closeloop:
                 "owner": loop.owner,
                 "opened_at": _iso(loop.opened_at),
                 "promised_by": _iso(loop.promised_by),
-                "customer": {"email": customers[loop.customer_id].email, "name": customers[loop.customer_id].name},
+                "customer": {
+                    "email": customers[loop.customer_id].email,
+                    "name": customers[loop.customer_id].name,
+                },
                 "touches": [
-                    {"kind": str(t.kind), "state": str(t.state), "due_at": _iso(t.due_at), "sent_at": _iso(t.sent_at)}
+                    {
+                        "kind": str(t.kind),
+                        "state": str(t.state),
+                        "due_at": _iso(t.due_at),
+                        "sent_at": _iso(t.sent_at),
+                    }
                     for t in touches[loop.id or 0]
                 ],
             }
@@ -231,4 +244,3 @@ class Closeloop:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
-

@@ -133,7 +133,9 @@ def open_loop(loop: Loop, *, answers: str | None, timing: Timing, now: datetime)
         PlannedTouch(kind=TouchKind.ACKNOWLEDGEMENT, due_at=now, audience=Audience.CUSTOMER, answers=answers),
         PlannedTouch(kind=TouchKind.STAFF_NOTIFICATION, due_at=now, audience=Audience.OWNER, answers=answers),
         PlannedTouch(
-            kind=TouchKind.THANK_YOU, due_at=timing.humane(now + cadence.thank_you_after), audience=Audience.CUSTOMER
+            kind=TouchKind.THANK_YOU,
+            due_at=timing.humane(now + cadence.thank_you_after),
+            audience=Audience.CUSTOMER,
         ),
     ]
     plan += _follow_through(1, promised, timing)
@@ -173,7 +175,9 @@ def touch_sent(loop: Loop, touch: Touch, *, may_check_in: bool, timing: Timing, 
             if not may_check_in:
                 return Change(loop=replace(sent, closes_at=now + cadence.check_in_close_after))
             check_in = PlannedTouch(
-                kind=TouchKind.CHECK_IN, due_at=timing.humane(now + cadence.check_in_after), audience=Audience.CUSTOMER
+                kind=TouchKind.CHECK_IN,
+                due_at=timing.humane(now + cadence.check_in_after),
+                audience=Audience.CUSTOMER,
             )
             return Change(loop=replace(sent, closes_at=None), plan=(check_in,))
         case TouchKind.FOLLOW_THROUGH:

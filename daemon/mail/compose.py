@@ -105,7 +105,7 @@ def _headers(mail: Outgoing) -> list[tuple[str, str | HeaderAddress]]:
 
 def _address(mailbox: Mailbox) -> HeaderAddress:
     local, at, domain = _safe(mailbox.email).rpartition("@")
-    if not at or not local or not domain or any(c in mailbox.email for c in " <>,;\"()"):
+    if not at or not local or not domain or any(c in mailbox.email for c in ' <>,;"()'):
         raise HeaderInjection(f"not a plain email address: {mailbox.email!r}")
     return HeaderAddress(display_name=one_line(mailbox.name, 200), username=local, domain=domain)
 

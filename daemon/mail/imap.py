@@ -8,8 +8,8 @@ UIDs, which needs UIDPLUS; without it the messages are only flagged).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -76,7 +76,7 @@ class ImapMailbox:
         except MailboxError:
             self.close()
             raise
-        except (IMAPClientError, OSError, ssl.SSLError, socket.timeout) as exc:
+        except (TimeoutError, IMAPClientError, OSError, ssl.SSLError) as exc:
             self.close()
             raise MailboxError(self.inbox, _describe(exc)) from exc
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
@@ -91,10 +91,8 @@ class ImapMailbox:
         try:
             client.logout()
         except (IMAPClientError, OSError):
-            try:
+            with contextlib.suppress(IMAPClientError, OSError):
                 client.shutdown()
-            except (IMAPClientError, OSError):
-                pass
 
     @property
     def connected(self) -> bool:
@@ -159,7 +157,7 @@ class ImapMailbox:
                 news = any(_is_news(response) for response in client.idle_check(timeout=step))
                 waited += step
             client.idle_done()
-        except (IMAPClientError, OSError, socket.timeout) as exc:
+        except (TimeoutError, IMAPClientError, OSError) as exc:
             self.close()
             raise MailboxError(self.inbox, _describe(exc)) from exc
         return news
@@ -178,7 +176,7 @@ class ImapMailbox:
         client = self._require()
         try:
             return action(client)
-        except (IMAPClientError, OSError, socket.timeout) as exc:
+        except (TimeoutError, IMAPClientError, OSError) as exc:
             self.close()
             raise MailboxError(self.inbox, _describe(exc)) from exc
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import socket
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,7 +110,7 @@ class SmtpSender:
                 connection.login(s.username, s.password.get_secret_value())
         except smtplib.SMTPAuthenticationError as exc:
             raise TransientSendError(f"SMTP login refused for {s.username} ({exc.smtp_code})") from exc
-        except (OSError, smtplib.SMTPException, socket.timeout) as exc:
+        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             raise TransientSendError(f"cannot reach {s.host}:{s.port}: {exc}") from exc
         self._connection = connection
         return connection

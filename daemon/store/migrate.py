@@ -28,8 +28,11 @@ def pending(connection: Connection) -> list[str]:
     """Revisions not yet applied to the database behind ``connection``."""
     script = ScriptDirectory.from_config(alembic_config())
     current = set(MigrationContext.configure(connection).get_current_heads())
-    return [rev.revision for rev in script.walk_revisions() if rev.revision not in current and not _applied(
-        script, current, rev.revision)]
+    return [
+        rev.revision
+        for rev in script.walk_revisions()
+        if rev.revision not in current and not _applied(script, current, rev.revision)
+    ]
 
 
 def _applied(script: ScriptDirectory, heads: set[str], revision: str) -> bool:

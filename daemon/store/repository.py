@@ -266,7 +266,9 @@ class Transaction:
             raise DuplicateDelivery(str(exc.orig)) from exc
 
     def messages_of(self, loop_id: int) -> list[MessageView]:
-        query = select(*_MESSAGE_VIEW).where(messages.c.loop_id == loop_id).order_by(messages.c.received_at, messages.c.id)
+        query = (
+            select(*_MESSAGE_VIEW).where(messages.c.loop_id == loop_id).order_by(messages.c.received_at, messages.c.id)
+        )
         return [MessageView(**row._mapping) for row in self.db.execute(query)]
 
     def message(self, message_id: str) -> MessageView | None:
@@ -564,7 +566,7 @@ def _clip_id(message_id: str | None) -> str | None:
     return None if message_id is None else message_id[:MAX_MESSAGE_ID]
 
 
-def _summary(row: Row[Any]) -> LoopSummary:
+def _summary(row: Any) -> LoopSummary:
     return LoopSummary(id=row.id, ref=ref_for(row.id), customer_email=row.email, state=LoopState(row.state))
 
 
@@ -598,7 +600,7 @@ def _loop_values(loop: Loop) -> dict[str, Any]:
 
 
 def _touch(row: Row[Any]) -> Touch:
-    mapping: Mapping[str, Any] = row._mapping
+    mapping = row._mapping
     return Touch(
         id=mapping["id"],
         loop_id=mapping["loop_id"],

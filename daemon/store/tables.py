@@ -96,8 +96,12 @@ loops = Table(
     Column("closes_at", UTCDateTime),
     Column("parent_id", Integer, ForeignKey("loops.id")),
     Index("ix_loops_state", "state"),
-    Index("ix_loops_closes_at", "closes_at", sqlite_where=text("closes_at IS NOT NULL"),
-          postgresql_where=text("closes_at IS NOT NULL")),
+    Index(
+        "ix_loops_closes_at",
+        "closes_at",
+        sqlite_where=text("closes_at IS NOT NULL"),
+        postgresql_where=text("closes_at IS NOT NULL"),
+    ),
 )
 
 touches = Table(
@@ -122,8 +126,12 @@ touches = Table(
     Column("body_html", Text),
     Column("template", String(255)),
     Column("template_version", String(64)),
-    Index("ix_touches_planned_due", "due_at", sqlite_where=text("state = 'planned'"),
-          postgresql_where=text("state = 'planned'")),
+    Index(
+        "ix_touches_planned_due",
+        "due_at",
+        sqlite_where=text("state = 'planned'"),
+        postgresql_where=text("state = 'planned'"),
+    ),
     Index("ix_touches_recipient_sent", "recipient", "sent_at"),
 )
 

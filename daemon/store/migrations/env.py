@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from daemon.store.tables import metadata
 
@@ -11,7 +11,7 @@ config = context.config
 connection = config.attributes.get("connection")
 
 
-def run(connection_: object) -> None:
+def run(connection_: Connection) -> None:
     context.configure(
         connection=connection_,
         target_metadata=metadata,

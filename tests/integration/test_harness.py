@@ -161,9 +161,7 @@ def test_rejected_address_is_refused_permanently(smtp_sink: SmtpSink) -> None:
     assert smtp_sink.messages == []
 
 
-def test_starttls_sink_verifies_and_records_the_login(
-    smtp_sink_factory: SmtpSinkFactory, tls_ca: TlsFiles
-) -> None:
+def test_starttls_sink_verifies_and_records_the_login(smtp_sink_factory: SmtpSinkFactory, tls_ca: TlsFiles) -> None:
     sink = smtp_sink_factory(mode="starttls", require_starttls=True, credentials=("closeloop", "s3cret"))
 
     with smtplib.SMTP(sink.host, sink.port, timeout=10) as client:
@@ -190,9 +188,7 @@ def test_sink_refuses_mail_before_auth(smtp_sink_factory: SmtpSinkFactory, tls_c
     assert sink.logins[0].password == "wrong"
 
 
-def test_implicit_tls_sink_verifies_against_the_test_ca(
-    smtp_sink_factory: SmtpSinkFactory, tls_ca: TlsFiles
-) -> None:
+def test_implicit_tls_sink_verifies_against_the_test_ca(smtp_sink_factory: SmtpSinkFactory, tls_ca: TlsFiles) -> None:
     sink = smtp_sink_factory(mode="implicit")
 
     with smtplib.SMTP_SSL(sink.host, sink.port, context=tls_ca.client_context(), timeout=10) as client:

@@ -140,7 +140,8 @@ class DovecotServer:
 
     With ``tls`` it also listens for implicit TLS on ``tls_port`` and offers STARTTLS on ``port``.
     ``capabilities`` replaces the advertised capability list (``imap_capability``), e.g.
-    :data:`RESTRICTED_CAPABILITIES` for a server without MOVE and CONDSTORE.
+    :data:`RESTRICTED_CAPABILITIES` for a server without MOVE and CONDSTORE. Only the advertisement
+    changes: Dovecot still executes MOVE for a client that sends it anyway.
     """
 
     def __init__(self, *, tls: TlsFiles | None = None, capabilities: str | None = None) -> None:
@@ -199,9 +200,7 @@ class DovecotServer:
         home = self.root / "mail" / username
         line = f"{username}:{{PLAIN}}{password}:{MAIL_UID}:{MAIL_GID}::{home}::\n"
         (self.users_dir / username).write_text(line)
-        return ImapAccount(
-            host=self.host, port=self.port, tls_port=self.tls_port, username=username, password=password
-        )
+        return ImapAccount(host=self.host, port=self.port, tls_port=self.tls_port, username=username, password=password)
 
     def log(self) -> str:
         """Dovecot's log so far, for a failing test's message."""
@@ -217,10 +216,7 @@ class DovecotServer:
 
     def _config(self) -> str:
         capability = f"imap_capability = {self.capabilities}" if self.capabilities else ""
-        if self.tls:
-            ssl = f"ssl = yes\nssl_cert = <{self.tls.cert_file}\nssl_key = <{self.tls.key_file}"
-        else:
-            ssl = "ssl = no"
+        ssl = f"ssl = yes\nssl_cert = <{self.tls.cert_file}\nssl_key = <{self.tls.key_file}" if self.tls else "ssl = no"
         return _CONFIG.format(
             root=self.root,
             uid=MAIL_UID,
@@ -258,9 +254,7 @@ class DovecotServer:
                 if sock.recv(100).startswith(b"* OK"):
                     return
             time.sleep(0.05)
-        raise RuntimeError(
-            f"dovecot did not answer on {self.host}:{self.port} in {START_TIMEOUT}s:\n{self.log()}"
-        )
+        raise RuntimeError(f"dovecot did not answer on {self.host}:{self.port} in {START_TIMEOUT}s:\n{self.log()}")
 
 
 def _kill_group(process: "subprocess.Popen[bytes]") -> None:

@@ -17,9 +17,7 @@ def admin_connection() -> psycopg.Connection[tuple[object, ...]]:
     :raises RuntimeError: saying how to start PostgreSQL when it does not answer.
     """
     try:
-        return psycopg.connect(
-            host=HOST, port=PORT, user=USER, dbname="postgres", autocommit=True, connect_timeout=5
-        )
+        return psycopg.connect(host=HOST, port=PORT, user=USER, dbname="postgres", autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         raise RuntimeError(
             f"PostgreSQL is not reachable on {HOST}:{PORT} as {USER} ({exc}).\nStart it with: {START_HINT}"

@@ -224,7 +224,5 @@ class SmtpSink:
         username, password = auth_data.login.decode(), auth_data.password.decode()
         accepted = (username, password) == self.credentials
         with self._changed:
-            self._logins.append(
-                Login(mechanism=mechanism, username=username, password=password, accepted=accepted)
-            )
+            self._logins.append(Login(mechanism=mechanism, username=username, password=password, accepted=accepted))
         return AuthResult(success=accepted, handled=False, auth_data=username if accepted else None)

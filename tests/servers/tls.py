@@ -54,9 +54,7 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
-def _builder(
-    subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-) -> x509.CertificateBuilder:
+def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,6 +40,21 @@ class ConfigError(Exception):
         self.path, self.key, self.problem = path, key, problem
         where = f"{path}: " if path else ""
         super().__init__(f"{where}{key}: {problem}" if key else f"{where}{problem}")
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    if value.count("@") != 1 or not value.partition("@")[0] or "." not in value.partition("@")[2]:
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _parse_hours(value: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError as exc:
+        raise ValueError(f"expected HH:MM-HH:MM, e.g. 09:00-17:00 (got {value!r})") from exc
+    return start, end
 
 
 def _resolve_secret(value: object, info: ValidationInfo) -> object:
@@ -79,7 +94,7 @@ RelativePath = Annotated[Path, BeforeValidator(_path)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
 class Database(Section):
@@ -199,7 +214,7 @@ class Team(Section):
     timezone: str = "UTC"
     business_hours: str = "09:00-17:00"
     business_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
-    holidays: tuple[str, ...] = ()
+    holidays: tuple[date, ...] = ()
 
     @field_validator("timezone")
     @classmethod
@@ -267,6 +282,15 @@ class Settings(Section):
     smtp: Smtp
     staff: tuple[StaffMember, ...] = Field(min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        """Missing optional sections are validated as empty ones, so their defaults resolve like written ones."""
+        if isinstance(data, dict):
+            for key in ("database", "templates", "team", "cadence", "daemon"):
+                data.setdefault(key, {})
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         names = [i.name for i in self.inboxes]
@@ -315,21 +339,6 @@ class Settings(Section):
             if inbox.name == name:
                 return inbox
         raise KeyError(name)
-
-
-def _email(value: str) -> str:
-    value = value.strip().lower()
-    if value.count("@") != 1 or not value.partition("@")[0] or "." not in value.partition("@")[2]:
-        raise ValueError(f"{value!r} is not an email address")
-    return value
-
-
-def _parse_hours(value: str) -> tuple[time, time]:
-    try:
-        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
-    except ValueError as exc:
-        raise ValueError(f"expected HH:MM-HH:MM, e.g. 09:00-17:00 (got {value!r})") from exc
-    return start, end
 
 
 def _key(loc: tuple[int | str, ...]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from daemon.config import Inbox, Settings
 from daemon.domain.calendar import BusinessCalendar, customer_zone
@@ -25,15 +25,15 @@ class Outbox:
         """The cadence and calendar as they apply to ``customer`` (their zone, or the team's)."""
         team = self.settings.team
         opens, closes = team.hours
-        calendar = BusinessCalendar(zone=team.zone, opens=opens, closes=closes, weekdays=team.weekdays)
+        calendar = BusinessCalendar(
+            zone=team.zone, opens=opens, closes=closes, weekdays=team.weekdays, holidays=frozenset(team.holidays)
+        )
         offset = customer.tz_offset_minutes if customer else None
         return Timing(calendar=calendar, zone=customer_zone(offset, team.zone, now), cadence=self.cadence)
 
     @property
     def cadence(self) -> Cadence:
         c = self.settings.cadence
-        from datetime import timedelta
-
         return Cadence(
             promise_business_days=c.promise_business_days,
             thank_you_after=timedelta(hours=c.thank_you_after_hours),

@@ -123,5 +123,5 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
 
 def test_inbox_owner_must_be_staff(tmp_path: Path) -> None:
     text = MINIMAL.format(password="x").replace("[inboxes.imap]", 'owner = "ghost@example.org"\n[inboxes.imap]')
-    with pytest.raises(ConfigError, match="ghost@example.org is not listed"):
+    with pytest.raises(ConfigError, match=r"ghost@example\.org is not listed"):
         Settings.load(write(tmp_path, text), {})

@@ -1,0 +1,1 @@
+"""Helpers for tests: realistic messages, and closeloop settings wired to the test servers."""

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -53,8 +55,21 @@ class Outgoing:
 
 
 def one_line(value: str, limit: int = MAX_SUBJECT) -> str:
-    """Collapse control characters (CR, LF, NUL, tabs, Unicode line separators) and runs of space."""
-    return " ".join(CONTROL.sub(" ", value).split())[:limit]
+    """Header text made safe: encoded words decoded, control characters (CR, LF, NUL, tabs, Unicode line
+    separators) and runs of space collapsed, and any remaining ``=?`` broken up so the email package cannot
+    decode a CR/LF back out of it when it writes the header (CVE-2024-6923 in Pythons before 3.11.10)."""
+    for _ in range(3):
+        if "=?" not in value:
+            break
+        value = _decoded(value)
+    return " ".join(CONTROL.sub(" ", value).replace("=?", "= ?").split())[:limit]
+
+
+def _decoded(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return value
 
 
 def compose(mail: Outgoing) -> bytes:

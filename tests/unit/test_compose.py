@@ -1,0 +1,112 @@
+"""Composed emails: the headers we mean, and no way to inject others."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+
+from daemon.mail.compose import HeaderInjection, Mailbox, Outgoing, compose, one_line
+
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+def outgoing(**overrides: object) -> Outgoing:
+    values: dict[str, object] = {
+        "kind": "acknowledgement",
+        "loop_ref": "CL-4680",
+        "sender": Mailbox(email="support@example.org", name="Example Support"),
+        "recipient": Mailbox(email="jane@example.com", name="Jane Doe"),
+        "subject": "Re: Invoice shows the wrong VAT number [CL-4680]",
+        "text": "Hi Jane,\n\nthanks for writing.\n",
+        "html": "<p>Hi Jane,</p>",
+        "message_id": "closeloop.cl-4680.acknowledgement.abc@example.org",
+        "date": NOW,
+        "answers": True,
+        "in_reply_to": "first@mail.example.com",
+        "references": ["first@mail.example.com"],
+        "list_unsubscribe": "mailto:support+unsubscribe@example.org?subject=unsubscribe",
+    }
+    values.update(overrides)
+    return Outgoing(**values)  # type: ignore[arg-type]
+
+
+def parsed(raw: bytes):  # type: ignore[no-untyped-def]
+    return message_from_bytes(raw, policy=default)
+
+
+def test_headers_of_an_acknowledgement() -> None:
+    message = parsed(compose(outgoing()))
+    assert message["From"] == "Example Support <support@example.org>"
+    assert message["To"] == "Jane Doe <jane@example.com>"
+    assert message["Message-ID"] == "<closeloop.cl-4680.acknowledgement.abc@example.org>"
+    assert message["In-Reply-To"] == "<first@mail.example.com>"
+    assert message["References"] == "<first@mail.example.com>"
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["X-Auto-Response-Suppress"] == "All"
+    assert message["X-Closeloop-Kind"] == "acknowledgement"
+    assert message["X-Closeloop-Loop"] == "CL-4680"
+    assert message["List-Unsubscribe"] == "<mailto:support+unsubscribe@example.org?subject=unsubscribe>"
+    assert message.get_content_type() == "multipart/alternative"
+
+
+def test_touches_that_answer_nothing_are_auto_generated() -> None:
+    assert parsed(compose(outgoing(answers=False)))["Auto-Submitted"] == "auto-generated"
+
+
+def test_text_only_message() -> None:
+    message = parsed(compose(outgoing(html=None)))
+    assert message.get_content_type() == "text/plain"
+    assert "thanks for writing" in message.get_content()
+
+
+def test_lines_end_in_crlf_and_stay_short() -> None:
+    raw = compose(outgoing(text="word " * 2000))
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def test_non_ascii_names_and_subjects_are_encoded() -> None:
+    message = parsed(compose(outgoing(recipient=Mailbox(email="zoe@example.com", name="Zoë Müller"),
+                                      subject="Rückfrage zur Rechnung")))  # fmt: skip
+    assert message["To"] == "Zoë Müller <zoe@example.com>"
+    assert message["Subject"] == "Rückfrage zur Rechnung"
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "Jane\r\nBcc: victim@example.net",
+        "Jane\nBcc: victim@example.net",
+        "Jane\rBcc: victim@example.net",
+        "Jane\x00Bcc: victim@example.net",
+        "Jane\u2028Bcc: victim@example.net",
+        "=?utf-8?q?Jane=0D=0ABcc=3A_victim=40example=2Enet?=",
+    ],
+)
+def test_names_and_subjects_cannot_inject_headers(evil: str) -> None:
+    raw = compose(outgoing(subject=f"Re: {evil}", recipient=Mailbox(email="jane@example.com", name=evil)))
+    message = parsed(raw)
+    assert message["Bcc"] is None
+    assert sorted(message.keys()) == sorted(parsed(compose(outgoing())).keys())
+
+
+@pytest.mark.parametrize(
+    "address", ["jane@example.com\r\nBcc: x@example.net", "jane@example.com>, x@example.net", "no-at-sign", "a b@c.d"]
+)
+def test_bad_addresses_are_refused(address: str) -> None:
+    with pytest.raises(HeaderInjection):
+        compose(outgoing(recipient=Mailbox(email=address)))
+
+
+@pytest.mark.parametrize("message_id", ["a@b\r\nBcc: x@y", "has space@x", "", "<>"])
+def test_bad_message_ids_are_refused(message_id: str) -> None:
+    with pytest.raises(HeaderInjection):
+        compose(outgoing(message_id=message_id))
+
+
+def test_one_line_collapses_control_characters() -> None:
+    assert one_line("a\r\nb\tc\x00d\u2029e   f") == "a b c d e f"
+    assert len(one_line("x" * 1000)) == 250

@@ -55,21 +55,20 @@ class SmtpSender:
     def send(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
         """Hand one message to the server; returns after its 250.
 
+        A reused connection the server has meanwhile closed gets one fresh attempt; a fresh connection that
+        drops is a transient failure.
+
         :raises TransientSendError: try again later.
         :raises PermanentSendError: the server will not take this message.
         """
-        try:
-            self._send_once(message, sender, recipients)
-        except smtplib.SMTPServerDisconnected:
-            self.close()  # a reused connection the server had dropped: one fresh attempt
-            self._guarded_send(message, sender, recipients)
-
-    def _guarded_send(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+        reused = self._connection is not None
         try:
             self._send_once(message, sender, recipients)
         except smtplib.SMTPServerDisconnected as exc:
             self.close()
-            raise TransientSendError(f"connection dropped: {exc}") from exc
+            if not reused:
+                raise TransientSendError(f"connection dropped: {exc}") from exc
+            self.send(message, sender, recipients)
 
     def _send_once(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
         try:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from servers.dovecot import RESTRICTED_CAPABILITIES, DovecotServer, ImapAccount
 from servers.postgres import postgres_database
 from servers.smtp import Mode, SmtpSink, SmtpSinkFactory

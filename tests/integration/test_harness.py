@@ -10,6 +10,7 @@ import psycopg
 import pytest
 import sqlalchemy
 from imapclient import IMAPClient
+
 from servers.dovecot import DovecotServer, ImapAccount
 from servers.postgres import admin_connection, postgres_database
 from servers.smtp import SmtpSink, SmtpSinkFactory

@@ -7,14 +7,15 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
-from servers.dovecot import ImapAccount
-from servers.smtp import SmtpSink
 from sqlalchemy import select
-from support import mails
-from support.settings import STAFF, settings_for
 
 from daemon.app import App
 from daemon.store.tables import customers, loops, messages, touches
+
+from servers.dovecot import ImapAccount
+from servers.smtp import SmtpSink
+from support import mails
+from support.settings import STAFF, settings_for
 
 pytestmark = pytest.mark.integration
 

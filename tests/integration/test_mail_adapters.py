@@ -7,14 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-from support import mails
 
 from daemon.config import Imap, Smtp
 from daemon.mail.imap import ImapMailbox, MailboxError
 from daemon.mail.smtp import PermanentSendError, SmtpSender, TransientSendError
+
 from servers.dovecot import DovecotServer, ImapAccount
 from servers.smtp import SmtpSink, SmtpSinkFactory
 from servers.tls import TlsFiles
+from support import mails
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from daemon.config import Settings
+
 from servers.dovecot import ImapAccount
 from servers.smtp import SmtpSink
-
-from daemon.config import Settings
 
 TEMPLATES = Path(__file__).parents[2] / "templates"
 STAFF = [

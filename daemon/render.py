@@ -61,7 +61,7 @@ from markupsafe import Markup, escape
 from daemon.domain.model import TouchKind
 
 SUBJECT_MAX_CHARS = 200
-MAX_TEMPLATE_BYTES = 256 * 1024  # a template file larger than this is refused before Jinja compiles it
+MAX_TEMPLATE_CHARS = 256_000  # a template file larger than this is refused before Jinja compiles it
 MAX_INT_BITS = 16_384  # integers a template may build with * and ** (about 4,900 digits)
 WORK_FACTOR = 20  # a render may build at most WORK_FACTOR * max_output_chars characters of values in all
 
@@ -74,6 +74,29 @@ _LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z]{4})?(?:[-_](?:[A-Za-z]{
 _INBOX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _PRINTF_RE = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?")
+# Filters that turn None into the text "None": the result would end up in a mail.
+_TEXT_FILTERS = frozenset(
+    [
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "indent",
+        "lower",
+        "paragraphs",
+        "quote",
+        "replace",
+        "string",
+        "striptags",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "urlize",
+        "wordwrap",
+    ]
+)
 _LOOP_GUARD = "_closeloop_loop_guard"
 _CONCAT = "_closeloop_concat"
 
@@ -260,6 +283,18 @@ def _weight(value: object, cap: int) -> int:
     return total
 
 
+def _printed_none() -> TemplateRuntimeError:
+    return TemplateRuntimeError(
+        "printed None: this optional value is missing here; wrap it in {% if … %} or write (x or '…')"
+    )
+
+
+def _refuse_none(values: Iterable[Any]) -> None:
+    """``'by ' ~ x``, ``'%s' % x`` and ``'{}'.format(x)`` would write "None" into a mail when x is missing."""
+    if any(value is None for value in values):
+        raise _printed_none()
+
+
 def _too_big(what: str, size: int | None, limit: int) -> RenderLimitExceeded:
     amount = f"{size} characters, " if size is not None and size < 10 * limit else ""
     return RenderLimitExceeded(f"output limit: {what} would be {amount}over the limit of {limit} characters")
@@ -339,6 +374,8 @@ class _FilterGuard:
 
     def check(self, name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         """Raise when the filter would build too much; may return a materialized ``value`` to use instead."""
+        if value is None and name in _TEXT_FILTERS:
+            raise _printed_none()
         size = 0
         if name == "center":
             size = max(len(str(value)), _int(_argument(args, kwargs, 0, "width", 80)))
@@ -348,6 +385,7 @@ class _FilterGuard:
             size = len(str(value)) + (str(value).count("\n") + 1) * per_line
         elif name == "format":
             _check_printf(str(value), self.limit)
+            _refuse_none([*args, *kwargs.values()])
             size = len(str(value)) + _weight(args, self.limit) + _weight(dict(kwargs), self.limit)
         elif name == "join":
             value = _materialize(value)
@@ -409,8 +447,8 @@ class _Loader(FileSystemLoader):
 
     def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
-        if len(source) > MAX_TEMPLATE_BYTES:
-            raise TemplateSyntaxError(f"template file is larger than {MAX_TEMPLATE_BYTES} bytes", 1, template)
+        if len(source) > MAX_TEMPLATE_CHARS:
+            raise TemplateSyntaxError(f"template file is larger than {MAX_TEMPLATE_CHARS} characters", 1, template)
         self.digests[template] = hashlib.sha256(source.encode("utf-8")).hexdigest()
         assert uptodate is not None
         return source, filename, uptodate
@@ -473,6 +511,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             _check_power(left, right)
         elif operator == "%" and isinstance(left, str):
             _check_printf(left, self.max_chars)
+            _refuse_none(right if isinstance(right, tuple) else (right,))
             self.account(right, "the values formatted here", charge=False)
         result = self.binop_table[operator](left, right)
         self.account(result, f"the result of {operator!r}")
@@ -497,15 +536,14 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def _finalize(self, value: Any) -> Any:
         if value is None:
-            raise TemplateRuntimeError(
-                "printed None: this optional value is missing here; wrap it in {% if … %} or write (x or '…')"
-            )
+            raise _printed_none()
         if type(value) is not str:
             self.account(value, "the value printed here", charge=False)
         return value
 
     def _concat_parts(self, eval_ctx: EvalContext, parts: list[Any]) -> str:
         """``a ~ b``: like Jinja's own concatenation, after checking the size of the result."""
+        _refuse_none(parts)
         strings = [part if isinstance(part, str) else self._stringify(part) for part in parts]
         size = sum(map(len, strings))
         if size > self.max_chars:
@@ -529,6 +567,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         name = getattr(target, "__name__", "")
         if name in ("format", "format_map"):
             _check_format_string(owner, self.max_chars)
+            mapping = args[0] if name == "format_map" and args and isinstance(args[0], Mapping) else {}
+            _refuse_none([*args, *kwargs.values(), *mapping.values()])
             self.account((args, dict(kwargs)), "the values formatted here", charge=False)
             return args
         if name == "join" and args:
@@ -664,11 +704,14 @@ class Renderer:
     ) -> RenderedTouch:
         """Render touch ``kind`` for a customer whose language is ``language`` (None: the default).
 
+        ``language`` is a tag such as "de" or "pt-BR" (of a list like "de-CH, de;q=0.8" the first counts); one
+        that is not a language falls back to the default language.
+
         :raises TemplateError: no templates for the kind, or a template failed (with file and line).
         """
         if kind not in _KINDS:
             raise TemplateError([TemplateProblem(path="", line=None, message=f"unknown touch kind {kind!r}")])
-        tag = language_tag(language) if language else None
+        tag = language_tag(re.split(r"[,;\s]", language.strip(), maxsplit=1)[0]) if language else None
         files = self._resolve(kind, tag or self.default_language, self._inbox_folder(inbox))
         problems = files.missing()
         if problems:

@@ -230,6 +230,7 @@ def marked_sets(root: Path, *folders: str) -> Renderer:
         ("fr", None, "en"),
         ("fr", "billing", "en"),
         ("../../etc", None, "en"),
+        ("pt-BR, en;q=0.8", None, "pt-BR"),
         ("", "support", "support"),
     ],
 )
@@ -595,3 +596,39 @@ def test_complete_sample_context_has_every_value() -> None:
 
     assert ctx["outcome"] and ctx["loop"]["promised_by"] and ctx["earlier_loops"]  # type: ignore[index]
     assert isinstance(ctx["loop"]["opened_at"], datetime)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ loop.promised_by }}",
+        "{{ 'by ' ~ loop.promised_by }}",
+        "{{ 'by %s' % loop.promised_by }}",
+        "{{ 'by %s and %s' % ('x', loop.outcome) }}",
+        "{{ 'by {}'.format(loop.promised_by) }}",
+        "{{ 'by {x}'.format_map({'x': loop.promised_by}) }}",
+        "{{ 'by %s'|format(loop.promised_by) }}",
+        "{{ loop.outcome|paragraphs }}",
+        "{{ loop.outcome|string }}",
+        "{{ loop.outcome|truncate(20) }}",
+    ],
+)
+def test_a_missing_optional_value_never_prints_as_none(tmp_path: Path, body: str) -> None:
+    ack_set(tmp_path, text=f"line one\n{body}\n", html=None)
+
+    with pytest.raises(TemplateError, match=r"^en/acknowledgement.txt:2: printed None"):
+        Renderer(tmp_path).render(ACK, sample_context(ACK, complete=False))
+
+
+def test_loops_keep_their_helpers_under_the_time_guard(tmp_path: Path) -> None:
+    text = (
+        "{% for e in earlier_loops %}{{ loop.index }}/{{ loop.length }}{% if not loop.last %},{% endif %}{% endfor %}"
+        "|{% for e in earlier_loops if e.outcome %}{{ e.ref }}{% else %}none{% endfor %}"
+        "|{% for e in [] %}x{% else %}empty{% endfor %}"
+        "|{% for k, v in {'a': 1}.items() %}{{ k }}={{ v }}{% endfor %}"
+        "|{% for n in [[1, [2]], [3]] recursive %}{% if n is iterable %}{{ loop(n) }}{% else %}{{ n }}{% endif %}"
+        "{% endfor %}"
+    )
+    touch = Renderer(ack_set(tmp_path, text=text, html=None)).render(ACK, sample_context(ACK))
+
+    assert touch.text == "1/2,2/2|CL-2M9Q|empty|a=1|123\n"

@@ -247,3 +247,19 @@ def test_a_kind_not_yet_translated_falls_back_to_english(renderer: Renderer) -> 
 
     assert touch.template == "en/outcome.txt"
     assert touch.text.startswith("Hi Jane,")
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_subject_and_message_still_read_well(renderer: Renderer, kind: str, language: str) -> None:
+    ctx = sample_context(kind, complete=False)
+    ctx["loop"] = {**ctx["loop"], "subject": ""}  # type: ignore[dict-item]
+    ctx["message"] = {**ctx["message"], "subject": "", "text": "", "excerpt": "", "from_email": ""}  # type: ignore[dict-item]
+
+    touch = renderer.render(kind, ctx, language=language)
+    assert touch.html is not None
+
+    for part in (touch.subject, touch.text, visible_text(touch.html)):
+        for empty in ('""', "“”", "„“", "<>", "\n>\n", "\n\n\n", " ."):
+            assert empty not in part, f"{empty!r} in {kind}: {part}"
+    assert "[CL-7K3P]" in touch.subject and len(touch.subject) > len("[CL-7K3P]")

@@ -87,6 +87,7 @@ _TEXT_FILTERS = frozenset(
         "paragraphs",
         "quote",
         "replace",
+        "sentence",
         "string",
         "striptags",
         "title",
@@ -97,6 +98,9 @@ _TEXT_FILTERS = frozenset(
         "wordwrap",
     ]
 )
+# translate: a table can multiply a string's length; to_bytes(n): n bytes at once; encode: no bytes in templates
+# (their methods would need the same guards as str's).
+_UNSAFE_METHODS = frozenset({"translate", "to_bytes", "encode"})
 _LOOP_GUARD = "_closeloop_loop_guard"
 _CONCAT = "_closeloop_concat"
 
@@ -444,9 +448,12 @@ class _Loader(FileSystemLoader):
     def __init__(self, directory: Path) -> None:
         super().__init__(str(directory), encoding="utf-8", followlinks=False)
         self.digests: dict[str, str] = {}
+        self._inside = os.path.realpath(directory) + os.sep
 
     def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
+        if not os.path.realpath(filename).startswith(self._inside):
+            raise SecurityError(f"{template} is a symbolic link out of the templates folder")
         if len(source) > MAX_TEMPLATE_CHARS:
             raise TemplateSyntaxError(f"template file is larger than {MAX_TEMPLATE_CHARS} characters", 1, template)
         self.digests[template] = hashlib.sha256(source.encode("utf-8")).hexdigest()
@@ -472,7 +479,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         self.max_chars = max_chars
         self.filter_guard = _FilterGuard(max_chars)
         del self.globals["lipsum"]  # a generator of arbitrary size that no mail needs
-        self.filters.update(paragraphs=_paragraphs, quote=_quote)
+        self.filters.update(paragraphs=_paragraphs, quote=_quote, sentence=_sentence)
         self.filters = {name: self._guard_filter(name, func) for name, func in self.filters.items()}
         self.filters[_LOOP_GUARD] = _guard_loop
         self.filters[_CONCAT] = pass_eval_context(functools.partial(_Sandbox._concat_parts, self))
@@ -492,8 +499,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return template
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and attr == "translate":
-            return False  # a translation table can multiply a string's length
+        if isinstance(obj, (str, int)) and attr in _UNSAFE_METHODS:
+            return False
         return super().is_safe_attribute(obj, attr, value)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -638,6 +645,13 @@ def _paragraphs(eval_ctx: EvalContext, value: Any) -> str:
     blocks = [block.strip("\n") for block in re.split(r"\n[ \t]*\n", text) if block.strip()]
     lines = (Markup("<br>\n").join(escape(line) for line in block.split("\n")) for block in blocks)
     return Markup("\n").join(Markup("<p>{}</p>").format(block) for block in lines)
+
+
+def _sentence(value: Any) -> str:
+    """A note as a sentence: first letter upper case (the rest as it is), a full stop unless it has one."""
+    text = str(value).strip()
+    end = "" if not text or text[-1] in ".!?…:" else "."
+    return text[:1].upper() + text[1:] + end
 
 
 def _quote(value: Any) -> str:
@@ -1104,8 +1118,10 @@ def sample_context(kind: str, *, complete: bool = True) -> dict[str, object]:
     sam = {"name": "Sam Rivera", "first_name": "Sam", "email": "sam@example.org"}
     has_outcome = complete and kind in ("outcome", "check-in", "closing")
     note = {
-        "follow-through": "The fix is written and being tested; it needs one more review before it goes out.",
-        "staff-reminder": "The promised date passed two business days ago and there is still no outcome.",
+        "follow-through": "the fix is written and being tested; it needs one more review before it goes out",
+        "staff-notification": "Jane Doe replied; the rules could not tell what they want, over to you",
+        "staff-reminder": "escalated to the whole team: this was the last planned update",
+        "closing": "the customer says all is well",
     }.get(kind, "")
     return {
         "customer": {

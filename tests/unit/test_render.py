@@ -147,6 +147,17 @@ def test_paragraphs_filter_makes_escaped_paragraphs_in_html_and_leaves_text_alon
     assert touch.text == outcome + "\n"
 
 
+@pytest.mark.parametrize(
+    ("note", "sentence"),
+    [("the customer says all is well", "The customer says all is well."), ("Done!", "Done!"), ("ok.", "Ok.")],
+)
+def test_sentence_filter_turns_a_note_into_a_sentence(tmp_path: Path, note: str, sentence: str) -> None:
+    root = ack_set(tmp_path, text="{{ touch.note|sentence }}\n", html=None)
+    touch = Renderer(root).render(ACK, context(touch__note=note))
+
+    assert touch.text == sentence + "\n"
+
+
 def test_quote_filter_quotes_every_line_like_mail(tmp_path: Path) -> None:
     root = ack_set(tmp_path, text="{{ message.text|quote }}\n", html=None)
     touch = Renderer(root).render(ACK, context(message__text="one\n\ntwo\n"))
@@ -380,6 +391,8 @@ ESCAPES = {
     "zfill method": "{{ '1'.zfill(10**9) }}",
     "expandtabs": "{{ '\t\t'.expandtabs(10**9) }}",
     "translate": "{{ 'aa'.translate({97: 'b' * 1000}) }}",
+    "int to bytes": "{{ (1).to_bytes(10**9, 'big') }}",
+    "encode": "{{ 'x'.encode().center(10**9) }}",
     "format width": "{{ '{:>1000000000}'.format(1) }}",
     "nested format width": "{{ '{:>{w}}'.format(1, w=10**9) }}",
     "printf width": "{{ '%1000000000d' % 1 }}",
@@ -434,6 +447,20 @@ def test_nothing_outside_the_templates_folder_is_readable(tmp_path: Path) -> Non
     for name in ("../secret.txt", str(secret), "en/../../secret.txt"):
         caught = failure(root, f"{{% include {name!r} %}}")
         assert "TOP SECRET" not in str(caught)
+
+
+def test_a_symbolic_link_out_of_the_templates_folder_is_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET", encoding="utf-8")
+    root = ack_set(tmp_path / "templates", text="{% include 'en/_link.txt' %}", html=None)
+    (root / "en/_link.txt").symlink_to(secret)
+
+    with pytest.raises(TemplateError) as caught:
+        Renderer(root).render(ACK, sample_context(ACK))
+
+    assert str(caught.value) == (
+        "en/acknowledgement.txt:1: not allowed: en/_link.txt is a symbolic link out of the templates folder"
+    )
 
 
 @pytest.mark.parametrize(

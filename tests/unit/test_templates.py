@@ -151,13 +151,15 @@ def test_closing_thanks_them_and_keeps_the_door_open(renderer: Renderer) -> None
     assert "write to support@example.org" in text
 
 
+@pytest.mark.parametrize("complete", [True, False], ids=["complete", "minimal"])
 @pytest.mark.parametrize("kind", STAFF_KINDS)
-def test_staff_mail_names_the_loop_and_how_to_record_the_outcome(renderer: Renderer, kind: str) -> None:
-    touch = render(renderer, kind)
+def test_staff_mail_names_the_loop_and_how_to_record_the_outcome(renderer: Renderer, kind: str, complete: bool) -> None:
+    touch = render(renderer, kind, complete=complete)
     assert touch.html is not None
+    escalated = kind == "staff-reminder" and complete
 
     for part in (touch.text, visible_text(touch.html)):
-        assert part.startswith("Hi Sam,") or "Hi Sam," in part
+        assert ("Hi all," if escalated else "Hi Sam,") in part
         assert "CL-7K3P" in part
         assert 'closeloop outcome CL-7K3P --text "…"' in part
         assert "unsubscribe" not in part.lower()
@@ -166,9 +168,17 @@ def test_staff_mail_names_the_loop_and_how_to_record_the_outcome(renderer: Rende
 def test_staff_notification_carries_the_customers_message(renderer: Renderer) -> None:
     text = render(renderer, "staff-notification").text
 
-    assert "Jane Doe <jane.doe@example.com> wrote to support@example.org" in text
+    assert "From: Jane Doe <jane.doe@example.com>\nSubject: Invoice shows the wrong VAT number\n" in text
     assert "> Could you send a corrected invoice?" in text
     assert "CL-2M9Q, 3 March 2026: Can I add a second user?" in text
+
+
+def test_staff_notification_says_why_it_was_sent(renderer: Renderer) -> None:
+    reply = render(renderer, "staff-notification").text
+    new = render(renderer, "staff-notification", complete=False).text
+
+    assert "Hi Sam,\n\nJane Doe replied; the rules could not tell what they want, over to you.\n" in reply
+    assert "Hi Sam,\n\nA new message came in, and loop CL-7K3P is yours.\n" in new
 
 
 def test_staff_reminder_escalates_when_the_touch_note_says_so(renderer: Renderer) -> None:
@@ -176,10 +186,11 @@ def test_staff_reminder_escalates_when_the_touch_note_says_so(renderer: Renderer
     plain = render(renderer, "staff-reminder", complete=False)
 
     assert escalated.subject.startswith("[CL-7K3P] Escalated:")
-    assert "This reminder is escalated. The promised date passed" in escalated.text
-    assert "2 updates have gone out" in escalated.text
-    assert "Sam Rivera, Alex Kim" in escalated.text
-    assert "Escalated" not in plain.subject and "escalated" not in plain.text
+    assert escalated.text.startswith("Hi all,\n\nEscalated to the whole team: this was the last planned update.\n")
+    assert "by Friday, 27 November, and that date has passed without one. 2 updates have gone out" in escalated.text
+    assert "Sam Rivera owns this loop. If Sam can't get to it, whoever can, please take it over" in escalated.text
+    assert plain.text.startswith("Hi Sam,\n")
+    assert "Escalated" not in plain.subject and "scalated" not in plain.text and "owns this loop" not in plain.text
 
 
 def test_html_escapes_customer_data_that_the_text_keeps(renderer: Renderer) -> None:

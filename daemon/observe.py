@@ -102,8 +102,9 @@ class Metrics:
         for kind in TouchKind:
             self._sent.labels(kind=str(kind))
 
-    def received(self, classification: str) -> None:
-        self._received.labels(classification=classification).inc()
+    def received(self, classification: str, count: int = 1) -> None:
+        """Inbound messages recorded (``IntakeReport.classes`` has the counts of a batch)."""
+        self._received.labels(classification=classification).inc(count)
 
     def sent(self, kind: str, latency_seconds: float | None = None) -> None:
         """One email sent; ``latency_seconds`` (since the customer's message) feeds the kind's histogram."""

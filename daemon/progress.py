@@ -72,6 +72,8 @@ class Progress:
             if now - self._shown_at >= REDRAW_SECONDS or self.done == self.total:
                 self._shown_at = now
                 self._draw()
+        elif self.done == self.total:
+            return  # the closing line says so
         elif now - self._shown_at >= LINE_SECONDS or self._percent() - self._shown_percent >= LINE_PERCENT:
             self._shown_at, self._shown_percent = now, self._percent()
             self._line(self._figures())

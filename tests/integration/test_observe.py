@@ -101,7 +101,7 @@ def test_a_health_check_that_raises_is_a_503_not_a_crash(metrics: Metrics) -> No
 def test_metrics_carry_the_domain_events_with_their_labels(endpoint: HttpEndpoint, metrics: Metrics) -> None:
     metrics.received("customer")
     metrics.received("customer")
-    metrics.received("bounce")
+    metrics.received("bounce", 3)
     metrics.sent("acknowledgement", latency_seconds=0.3)
     metrics.sent("outcome", latency_seconds=2 * 86400)
     metrics.sent("thank-you")
@@ -117,7 +117,7 @@ def test_metrics_carry_the_domain_events_with_their_labels(endpoint: HttpEndpoin
     assert content_type.startswith("text/plain; version=")
     found = samples(body)
     assert found["closeloop_messages_received_total", (("classification", "customer"),)] == 2
-    assert found["closeloop_messages_received_total", (("classification", "bounce"),)] == 1
+    assert found["closeloop_messages_received_total", (("classification", "bounce"),)] == 3
     assert found["closeloop_messages_received_total", (("classification", "staff"),)] == 0
     assert found["closeloop_emails_sent_total", (("kind", "acknowledgement"),)] == 1
     assert found["closeloop_emails_sent_total", (("kind", "thank-you"),)] == 1

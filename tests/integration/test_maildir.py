@@ -220,13 +220,13 @@ def test_wait_wakes_on_delivery_and_times_out_when_quiet(maildir: mailbox.Maildi
 
     started = time.monotonic()
     assert source.wait(1.5, stop) is False
-    assert 1.4 < time.monotonic() - started < 3
+    assert 1.4 < time.monotonic() - started < 5
 
     timer = threading.Timer(0.3, deliver, args=(maildir, b"Subject: news\r\n\r\n"))
     timer.start()
     started = time.monotonic()
     assert source.wait(10, stop) is True
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5  # one poll a second, plus slack for a busy machine
     timer.join()
     assert source.uids_after(0) == [1]
 
@@ -240,7 +240,7 @@ def test_wait_returns_when_stopped(maildir: mailbox.Maildir) -> None:
 
     started = time.monotonic()
     assert source.wait(30, stop) is False
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
 
 
 def test_a_folder_that_is_not_a_maildir_is_a_clear_error(tmp_path: Path) -> None:

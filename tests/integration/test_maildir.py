@@ -264,6 +264,7 @@ def test_a_damaged_uid_list_is_a_clear_error_and_a_torn_last_line_is_dropped(mai
 
 
 def test_a_maildir_feeds_intake_exactly_once(maildir: mailbox.Maildir, database_url: str, tmp_path: Path) -> None:
+    # Imported here, so the adapter's own tests above do not depend on the whole application importing.
     from daemon.render import Renderer
     from daemon.service import Closeloop, MailSource
 

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -21,10 +21,13 @@ from daemon.config import Inbox, Settings
 from daemon.dispatch import DispatchReport
 from daemon.intake import IntakeReport
 from daemon.mail.imap import ImapMailbox, MailboxError
+from daemon.mail.maildir import MaildirSource
 from daemon.mail.smtp import SmtpSender
+from daemon.observe import HttpEndpoint, Metrics
 from daemon.render import Renderer
 from daemon.service import Closeloop, PassReport
 from daemon.store.repository import Store
+from daemon.store.stats import current_figures
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,25 @@ RECONNECT_MAX_SECONDS = 300.0
 def utc_now() -> datetime:
     """The one place closeloop reads the clock."""
     return datetime.now(UTC)
+
+
+Mailbox = ImapMailbox | MaildirSource
+
+
+def mailbox_for(inbox: Inbox) -> Mailbox:
+    """The intake source of an inbox: IMAP, or a Maildir on the mail host."""
+    if inbox.maildir is not None:
+        return MaildirSource(inbox.name, inbox.maildir.path, inbox.maildir.folder)
+    assert inbox.imap is not None
+    return ImapMailbox(inbox.name, inbox.imap)
+
+
+def wait_seconds(inbox: Inbox) -> float:
+    """How long a watcher waits for news before reading again (IDLE renewal, or the Maildir's poll)."""
+    if inbox.maildir is not None:
+        return inbox.maildir.wait_seconds
+    assert inbox.imap is not None
+    return inbox.imap.idle_renew_minutes * 60
 
 
 @dataclass(kw_only=True)
@@ -64,7 +86,14 @@ class App:
             time_limit=settings.templates.time_limit_seconds,
             default_language=settings.templates.language,
         )
-        self.service = Closeloop(settings, self.store, self.renderer)
+        self.metrics = Metrics(self.figures)
+        self.service = Closeloop(settings, self.store, self.renderer, metrics=self.metrics)
+
+    def figures(self) -> dict[str, float]:
+        """Database figures for ``/metrics``, read at each scrape."""
+        overdue = timedelta(minutes=self.settings.http.overdue_after_minutes)
+        with self.store.reading() as tx:
+            return current_figures(tx.db, now=self.clock(), overdue_after=overdue)
 
     def close(self) -> None:
         self.store.close()
@@ -85,7 +114,7 @@ class App:
         return report
 
     def read(self, inbox: Inbox, on_batch: Callable[[IntakeReport], None] = lambda _: None) -> PassReport:
-        mailbox = ImapMailbox(inbox.name, inbox.imap)
+        mailbox = mailbox_for(inbox)
         try:
             mailbox.open()
             return self.service.read_inbox(inbox, mailbox, self.clock, on_batch)
@@ -133,6 +162,14 @@ class Daemon:
             for inbox in app.settings.inboxes
         ]
         self.health: dict[str, str | None] = {inbox.name: "starting" for inbox in app.settings.inboxes}
+        listen = app.settings.http.listen
+        self.endpoint = HttpEndpoint(listen, app.metrics, self.problems) if listen else None
+
+    def problems(self) -> list[str]:
+        """What keeps the daemon from being healthy: ``/healthz`` answers 503 with these."""
+        found = [f"inbox {name}: {problem}" for name, problem in self.health.items() if problem]
+        database = self.app.store.healthy()
+        return [*found, database] if database else found
 
     def start(self) -> None:
         tick = self.app.settings.daemon.tick_seconds
@@ -142,6 +179,8 @@ class Daemon:
             self._housekeeping, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping", next_run_time=now
         )
         self.scheduler.start()
+        if self.endpoint is not None:
+            self.endpoint.start()
         for watcher in self.watchers:
             watcher.start()
         log.info("closeloop running", extra={"inboxes": len(self.watchers), "tick_s": tick})
@@ -151,9 +190,16 @@ class Daemon:
         for watcher in self.watchers:
             watcher.join(timeout=60)
         self.scheduler.shutdown(wait=True)
+        if self.endpoint is not None:
+            self.endpoint.stop()
         log.info("stopped")
 
-    def wake(self, _report: IntakeReport | None = None) -> None:
+    def recorded(self, report: IntakeReport) -> None:
+        for classification, count in report.classes.items():
+            self.app.metrics.received(classification, count)
+        self.wake()
+
+    def wake(self) -> None:
         """Dispatch now (after intake recorded mail), or again right after the run in progress."""
         self.wake_pending.set()
         if self.scheduler.running and not self.stop.is_set():
@@ -180,21 +226,26 @@ class Daemon:
         """Read the inbox, then wait for news (IDLE) and read again; reconnect with backoff on failure."""
         delay = RECONNECT_FIRST_SECONDS
         while not self.stop.is_set():
-            mailbox = ImapMailbox(inbox.name, inbox.imap)
+            mailbox = mailbox_for(inbox)
+            metrics = self.app.metrics
             try:
                 mailbox.open()
                 self.health[inbox.name] = None
+                metrics.inbox_up(inbox.name, True)
                 delay = RECONNECT_FIRST_SECONDS
                 while not self.stop.is_set():
-                    self.app.service.read_inbox(inbox, mailbox, self.app.clock, self.wake)
-                    mailbox.wait(inbox.imap.idle_renew_minutes * 60, self.stop)
+                    self.app.service.read_inbox(inbox, mailbox, self.app.clock, self.recorded)
+                    metrics.polled(inbox.name, self.app.clock())
+                    mailbox.wait(wait_seconds(inbox), self.stop)
             except MailboxError as exc:
+                metrics.inbox_up(inbox.name, False)
                 self.health[inbox.name] = exc.reason
                 log.error(
                     "inbox connection lost; reconnecting",
                     extra={"inbox": inbox.name, "error": exc.reason, "retry_in_s": delay},
                 )
             except Exception:
+                metrics.inbox_up(inbox.name, False)
                 self.health[inbox.name] = "intake failed"
                 log.exception("intake failed; retrying", extra={"inbox": inbox.name, "retry_in_s": delay})
             finally:

@@ -20,7 +20,7 @@ from typing import Any
 from daemon import __version__
 from daemon.config import CONFIG_ENV, ConfigError, Settings
 from daemon.domain.loop import IllegalTransition
-from daemon.domain.model import LoopState
+from daemon.domain.model import LoopState, TouchKind
 from daemon.logs import configure
 from daemon.store.repository import LoopNotFound
 
@@ -39,8 +39,8 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"closeloop {__version__}")
     top.add_argument("--config", type=Path, help=f"the TOML config file (default: ${CONFIG_ENV})")
-    top.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    top.add_argument("--log-format", default="auto", choices=["auto", "human", "json"])
+    top.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: [logging] level")
+    top.add_argument("--log-format", choices=["auto", "human", "json"], help="default: [logging] format")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="the daemon: watch every inbox and keep every loop's promises")
@@ -68,13 +68,27 @@ def parser() -> argparse.ArgumentParser:
 
     optout = commands.add_parser("optout", help="record that a customer wants no more automated email")
     optout.add_argument("email")
+
+    stats = commands.add_parser("stats", help="weekly figures: loops, response times, promises kept, check-in replies")
+    stats.add_argument("--weeks", type=int, default=8)
+    stats.add_argument("--json", action="store_true")
+
+    templates = commands.add_parser("templates", help="work with the templates staff edit")
+    templates_commands = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    templates_commands.add_parser("check", help="render every template against samples and real loops")
+
+    preview = commands.add_parser("preview", help="print the subject and text of a touch, as a customer would get it")
+    preview.add_argument("kind", choices=[str(kind) for kind in TouchKind])
+    preview.add_argument("--loop", help="render for this loop instead of sample data")
+    preview.add_argument("--html", type=Path, help="also write the HTML part to this file")
+    preview.add_argument("--language", help="the language to render in (default: the loop's, else the default)")
     return top
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     args = parser().parse_args(argv)
-    configure(args.log_level, args.log_format)
+    configure(args.log_level or "INFO", args.log_format or "auto")
     try:
         return COMMANDS[args.command](args, environ)
     except (ConfigError, UsageError) as exc:
@@ -242,6 +256,61 @@ def cmd_optout(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return OK
 
 
+def cmd_stats(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    if args.weeks < 1:
+        raise UsageError("--weeks must be at least 1")
+    from daemon.store.stats import format_table, to_json, weekly_stats
+
+    app = app_from(args, environ)
+    try:
+        with app.store.reading() as tx:
+            weeks = weekly_stats(tx.db, weeks=args.weeks, now=utc_now())
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(to_json(weeks), indent=2))
+    else:
+        print(format_table(weeks), end="")
+    return OK
+
+
+def cmd_templates(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    app = app_from(args, environ)
+    try:
+        problems = app.service.check_templates(utc_now())
+    finally:
+        app.close()
+    for problem in problems:
+        print(problem)
+    print(f"templates: {'ok' if not problems else f'{len(problems)} problems'}", file=sys.stderr)
+    return FAILED if problems else OK
+
+
+def cmd_preview(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from daemon.render import TemplateError
+
+    app = app_from(args, environ)
+    try:
+        rendered = app.service.preview(
+            args.kind, utc_now(), ref=args.loop and args.loop.upper(), language=args.language
+        )
+    except TemplateError as exc:
+        print(exc, file=sys.stderr)
+        return FAILED
+    finally:
+        app.close()
+    print(f"Subject: {rendered.subject}\n")
+    print(rendered.text)
+    print(f"-- rendered from {rendered.template} (version {rendered.version})", file=sys.stderr)
+    if args.html is not None:
+        if rendered.html is None:
+            print("closeloop: this touch has no HTML template", file=sys.stderr)
+            return FAILED
+        args.html.write_text(rendered.html, encoding="utf-8")
+        print(f"-- HTML written to {args.html}", file=sys.stderr)
+    return OK
+
+
 def _read_text(path: Path) -> str:
     if str(path) == "-":
         return sys.stdin.read()
@@ -261,4 +330,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
     "outcome": cmd_outcome,
     "close": cmd_close,
     "optout": cmd_optout,
+    "stats": cmd_stats,
+    "templates": cmd_templates,
+    "preview": cmd_preview,
 }

@@ -144,6 +144,15 @@ class Imap(Section):
         return keyword
 
 
+class Maildir(Section):
+    """A local Maildir on the mail host, read instead of IMAP (mail is never moved, flagged or deleted)."""
+
+    path: RelativePath
+    folder: str = "INBOX"
+    batch_size: int = Field(200, gt=0, le=5000)
+    wait_seconds: float = Field(300.0, gt=0)
+
+
 class Inbox(Section):
     name: str
     address: str
@@ -153,7 +162,22 @@ class Inbox(Section):
     language: str | None = None
     message_id_domain: str | None = None
     require_own_recipient: bool = True
-    imap: Imap
+    imap: Imap | None = None
+    maildir: Maildir | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Inbox:
+        if (self.imap is None) == (self.maildir is None):
+            raise ValueError("give the inbox exactly one of [inboxes.imap] or [inboxes.maildir]")
+        return self
+
+    @property
+    def batch_size(self) -> int:
+        return self.imap.batch_size if self.imap else self.maildir.batch_size if self.maildir else 200
+
+    @property
+    def folder(self) -> str:
+        return self.imap.folder if self.imap else self.maildir.folder if self.maildir else "INBOX"
 
     @field_validator("address", "aliases", "owner")
     @classmethod
@@ -264,6 +288,27 @@ class Cadence(Section):
     out_of_office_pause_days: int = Field(5, ge=1, le=60)
 
 
+class Http(Section):
+    """The health and metrics endpoint (``/healthz``, ``/metrics``); off unless ``listen`` is set."""
+
+    listen: str | None = None
+    overdue_after_minutes: float = Field(15.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, listen: str | None) -> str | None:
+        if listen:
+            from daemon.observe import parse_listen
+
+            parse_listen(listen)
+        return listen or None
+
+
+class Logging(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "human", "json"] = "auto"
+
+
 class Daemon(Section):
     tick_seconds: float = Field(30.0, gt=0)
     dispatch_batch: int = Field(200, gt=0)
@@ -278,6 +323,8 @@ class Settings(Section):
     team: Team = Team()
     cadence: Cadence = Cadence()
     daemon: Daemon = Daemon()
+    http: Http = Http()
+    logging: Logging = Logging()
     inboxes: tuple[Inbox, ...] = Field(min_length=1)
     smtp: Smtp
     staff: tuple[StaffMember, ...] = Field(min_length=1)
@@ -287,7 +334,7 @@ class Settings(Section):
     def _sections(cls, data: Any) -> Any:
         """Missing optional sections are validated as empty ones, so their defaults resolve like written ones."""
         if isinstance(data, dict):
-            for key in ("database", "templates", "team", "cadence", "daemon"):
+            for key in ("database", "templates", "team", "cadence", "daemon", "http", "logging"):
                 data.setdefault(key, {})
         return data
 

@@ -20,6 +20,7 @@ from daemon.domain import loop as loops
 from daemon.domain.model import Classification, Consent, Touch, TouchKind, TouchState
 from daemon.mail.compose import Mailbox, Outgoing, compose
 from daemon.mail.smtp import PermanentSendError, TransientSendError
+from daemon.observe import Metrics
 from daemon.outbox import Outbox
 from daemon.render import RenderedTouch, Renderer, TemplateError
 from daemon.store.repository import DueTouch, RecordedMessage, Sent, Store, Transaction
@@ -42,9 +43,10 @@ class DispatchReport:
 
 
 class Dispatch:
-    def __init__(self, settings: Settings, store: Store, renderer: Renderer) -> None:
+    def __init__(self, settings: Settings, store: Store, renderer: Renderer, *, metrics: Metrics | None = None) -> None:
         self.settings, self.store, self.renderer = settings, store, renderer
         self.outbox = Outbox(settings=settings)
+        self.metrics = metrics or Metrics(process=False)
 
     def dispatch_due(self, sender: Sender, now: datetime, *, limit: int | None = None) -> DispatchReport:
         """Send what is due at ``now``, oldest first, up to ``limit`` touches; stop early if SMTP is down."""
@@ -82,6 +84,7 @@ class Dispatch:
             rendered = self._render(tx, due, timing, now)
         except TemplateError as exc:
             tx.settle(touch.id, TouchState.HELD, f"template problem: {exc}")
+            self.metrics.send_failed(str(touch.kind), "template")
             log.error(
                 "touch held: its template fails",
                 extra={"loop": due.loop.ref, "kind": str(touch.kind), "problem": str(exc)},
@@ -94,6 +97,7 @@ class Dispatch:
             return self._deferred(tx, touch, exc, now, report)
         except PermanentSendError as exc:
             tx.settle(touch.id, TouchState.FAILED, f"refused by the SMTP server: {exc}", attempt=True)
+            self.metrics.send_failed(str(touch.kind), "permanent")
             log.error(
                 "touch failed for good",
                 extra={"loop": due.loop.ref, "kind": str(touch.kind), "smtp": str(exc)},
@@ -181,6 +185,7 @@ class Dispatch:
             template_version=rendered.version,
         )
         tx.mark_sent(touch.id, sent, now)
+        self.metrics.sent(str(touch.kind), (now - loop.opened_at).total_seconds())
         inbox = self.settings.inbox(loop.inbox)
         tx.record_message(
             RecordedMessage(

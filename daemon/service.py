@@ -12,12 +12,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from daemon.config import Inbox, Settings
+from daemon.context import touch_context
 from daemon.dispatch import Dispatch, DispatchReport, Sender
 from daemon.domain import loop as loops
-from daemon.domain.model import Loop, LoopState
+from daemon.domain.model import Loop, LoopState, Touch, TouchKind, TouchState
 from daemon.intake import Intake, IntakeReport
 from daemon.mail.imap import Fetched
-from daemon.render import Renderer
+from daemon.observe import Metrics
+from daemon.render import RenderedTouch, Renderer, TemplateProblem, sample_context
 from daemon.store.repository import LoopNotFound, Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,10 @@ class PassReport:
 class Closeloop:
     """The application: intake, dispatch and staff commands over one store."""
 
-    def __init__(self, settings: Settings, store: Store, renderer: Renderer) -> None:
+    def __init__(self, settings: Settings, store: Store, renderer: Renderer, *, metrics: Metrics | None = None) -> None:
         self.settings, self.store, self.renderer = settings, store, renderer
         self.intake = Intake(settings, store)
-        self.dispatch = Dispatch(settings, store, renderer)
+        self.dispatch = Dispatch(settings, store, renderer, metrics=metrics)
 
     # intake ----------------------------------------------------------------------------------------------
 
@@ -72,7 +74,7 @@ class Closeloop:
         report = PassReport(inbox=inbox.name)
         last_uid = self._last_uid(inbox, source, report)
         uids = source.uids_after(last_uid)
-        size = inbox.imap.batch_size
+        size = inbox.batch_size
         for start in range(0, len(uids), size):
             batch = uids[start : start + size]
             fetched = source.fetch(batch)
@@ -156,6 +158,50 @@ class Closeloop:
     def _apply(self, tx: Transaction, change: loops.Change, now: datetime) -> Loop:
         customer = tx.customer(change.loop.customer_id)
         return self.intake.outbox.apply(tx, change, customer, now)
+
+    # templates -------------------------------------------------------------------------------------------
+
+    def check_templates(self, now: datetime, *, loops_to_try: int = 50) -> list[TemplateProblem]:
+        """Every template against the sample contexts and against the newest real loops, for every kind."""
+        with self.store.reading() as tx:
+            recent = tx.recent_loops(loops_to_try)
+            contexts = [(str(kind), self._context(tx, loop, kind, now)) for loop in recent for kind in TouchKind]
+        return self.renderer.check(contexts)
+
+    def preview(
+        self, kind: str, now: datetime, *, ref: str | None = None, language: str | None = None
+    ) -> RenderedTouch:
+        """A touch rendered as it would go out: for a real loop, or with sample data.
+
+        :raises LoopNotFound: no such loop.
+        :raises TemplateError: the template fails.
+        """
+        if ref is None:
+            return self.renderer.render(kind, sample_context(kind), language=language)
+        with self.store.reading() as tx:
+            loop = tx.loop_by_ref(ref)
+            context = self._context(tx, loop, TouchKind(kind), now)
+            customer = tx.customer(loop.customer_id)
+        chosen = language or loop.language or customer.language
+        return self.renderer.render(kind, context, language=chosen, inbox=loop.inbox)
+
+    def _context(self, tx: Transaction, loop: Loop, kind: TouchKind, now: datetime) -> dict[str, Any]:
+        """The context a touch of ``kind`` would get for ``loop`` now (a touch that is not stored)."""
+        customer = tx.customer(loop.customer_id)
+        draft = Touch(
+            id=None,
+            loop_id=loop.id or 0,
+            kind=kind,
+            state=TouchState.PLANNED,
+            due_at=now,
+            recipient=loop.owner if kind.to_staff else customer.email,
+            message_id="preview@closeloop.invalid",
+            sequence=max(loop.follow_throughs, 1)
+            if kind in (TouchKind.FOLLOW_THROUGH, TouchKind.STAFF_REMINDER)
+            else 0,
+        )
+        timing = self.intake.outbox.timing(customer, now)
+        return touch_context(tx, self.settings, draft, loop, customer, timing, now)
 
     # views -----------------------------------------------------------------------------------------------
 

@@ -379,6 +379,10 @@ class Transaction:
             query = query.where(loops.c.customer_id == customer_id)
         return [_loop(row) for row in self.db.execute(query)]
 
+    def recent_loops(self, limit: int) -> list[Loop]:
+        query = select(loops).order_by(loops.c.id.desc()).limit(limit)
+        return [_loop(row) for row in self.db.execute(query)]
+
     def open_loops_of(self, customer_id: int) -> list[Loop]:
         query = select(loops).where(loops.c.customer_id == customer_id, loops.c.state != LoopState.CLOSED)
         return [_loop(row) for row in self.db.execute(query.order_by(loops.c.id))]

@@ -82,6 +82,11 @@ class InboundMessage:
     classification. ``return_path`` is ``None`` when the header is absent and ``""`` for the null
     reverse-path ``<>``. ``parts`` lists the MIME content types of the tree depth-first (bounded);
     ``report_types`` the ``report-type`` parameters of every multipart/report found anywhere in it.
+    For delivery reports and auto-replies, ``cited_ids`` are the Message-IDs of the original message they are
+    about (from an attached message or its headers, and from the report's own In-Reply-To/References),
+    ``delivery_action`` the worst RFC 3464 ``Action`` found (``failed`` > ``delayed`` > ``delivered`` /
+    ``relayed`` / ``expanded``; ``failed`` also for classic non-DSN bounces), and ``failed_recipients`` the
+    addresses that failed (``Final-Recipient``/``Original-Recipient``, ``X-Failed-Recipients``).
     """
 
     fingerprint: str
@@ -100,6 +105,9 @@ class InboundMessage:
     report_types: tuple[str, ...] = ()
     language: str | None = None
     size: int = 0
+    cited_ids: tuple[str, ...] = ()
+    delivery_action: str | None = None
+    failed_recipients: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), or ``None``."""

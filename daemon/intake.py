@@ -33,9 +33,19 @@ from daemon.mail.imap import Fetched
 from daemon.mail.parse import UnparseableMessage, first_name_of, parse_message
 from daemon.mail.quotes import latest_reply
 from daemon.outbox import Outbox
-from daemon.store.repository import DuplicateDelivery, RecordedMessage, Store, Transaction
+from daemon.store.repository import (
+    Clash,
+    DuplicateDelivery,
+    RecordedMessage,
+    Store,
+    StoreUnavailable,
+    Transaction,
+)
 
 log = logging.getLogger(__name__)
+
+
+MAX_ATTEMPTS = 3
 
 
 @dataclass(kw_only=True)
@@ -48,6 +58,14 @@ class IntakeReport:
     classes: Counter[str] = field(default_factory=Counter)
     last_uid: int = 0
     uids: list[int] = field(default_factory=list)
+
+    def merge(self, other: IntakeReport) -> None:
+        self.recorded += other.recorded
+        self.duplicates += other.duplicates
+        self.opened += other.opened
+        self.classes += other.classes
+        self.last_uid = max(self.last_uid, other.last_uid)
+        self.uids += other.uids
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +80,16 @@ class Parsed:
         if self.message is not None:
             return self.message.fingerprint
         return hashlib.sha256(self.raw).hexdigest()
+
+
+def _quarantine(reason: str) -> Verdict:
+    return Verdict(classification=Classification.QUARANTINED, reason=reason)
+
+
+def _given_up(item: Fetched, attempts: int) -> Parsed:
+    """A message intake failed on ``attempts`` times: kept raw, never parsed again."""
+    reason = f"gave up after {attempts} attempts: intake stopped on this message each time"
+    return Parsed(uid=item.uid, raw=item.raw, message=None, problem=reason)
 
 
 def parse_all(fetched: Sequence[Fetched]) -> list[Parsed]:
@@ -88,18 +116,26 @@ class Intake:
     ) -> IntakeReport:
         """Record a batch and advance the mailbox's high-water mark, in one transaction.
 
-        A unique-key clash (another writer got there first) rolls the batch back; it is replayed once, and the
-        replay skips what is now recorded.
+        Every message first counts an intake attempt, committed on its own. A batch whose messages were tried
+        before (the process died on it) is recorded one message per transaction, so one poison message cannot
+        hold back the others, and a message tried :data:`MAX_ATTEMPTS` times is quarantined raw without being
+        parsed again.
         """
-        parsed = parse_all(fetched)
-        try:
-            return self._record(inbox, folder, uidvalidity, parsed, now)
-        except DuplicateDelivery as exc:
-            log.warning(
-                "batch clashed with another writer; replaying it",
-                extra={"inbox": inbox.name, "why": str(exc)},
-            )
-            return self._record(inbox, folder, uidvalidity, parsed, now)
+        uids = [item.uid for item in fetched]
+        with self.store.transaction() as tx:
+            tried = tx.attempts(inbox.name, folder, uidvalidity, uids)
+            if not tried:
+                tx.count_attempt(inbox.name, folder, uidvalidity, uids, now)
+        if not tried:
+            return self._record(inbox, folder, uidvalidity, parse_all(fetched), now)
+        log.warning("replaying a batch that failed before, one message at a time", extra={"inbox": inbox.name})
+        report = IntakeReport()
+        for item in fetched:
+            with self.store.transaction() as tx:
+                attempts = tx.count_attempt(inbox.name, folder, uidvalidity, [item.uid], now)[item.uid]
+            parsed = parse_all([item]) if attempts <= MAX_ATTEMPTS else [_given_up(item, attempts - 1)]
+            report.merge(self._record(inbox, folder, uidvalidity, parsed, now))
+        return report
 
     def _record(self, inbox: Inbox, folder: str, uidvalidity: int, parsed: list[Parsed], now: datetime) -> IntakeReport:
         report = IntakeReport(uids=[p.uid for p in parsed])
@@ -115,23 +151,50 @@ class Intake:
                     continue
                 seen.add(item.fingerprint)
                 where = Position(inbox=inbox, folder=folder, uidvalidity=uidvalidity, uid=item.uid)
-                classification = self._one(tx, where, item, now, report)
-                report.classes[classification] += 1
-                report.recorded += 1
+                self._isolated(tx, where, item, now, report)
             tx.set_mailbox_position(inbox.name, folder, uidvalidity, report.last_uid, now)
+            tx.forget_attempts(inbox.name, folder, uidvalidity, report.uids)
         return report
 
-    def _one(self, tx: Transaction, where: Position, item: Parsed, now: datetime, report: IntakeReport) -> str:
+    def _isolated(self, tx: Transaction, where: Position, item: Parsed, now: datetime, report: IntakeReport) -> None:
+        """Record one message in a savepoint: a failure quarantines this message and the batch goes on.
+
+        A unique-key clash (a second daemon recorded the same customer or message a moment ago) is retried
+        once, when the other writer's rows are visible; then this message is a duplicate.
+        """
+        for attempt in (1, 2):
+            opened: list[str] = []
+            try:
+                with tx.savepoint():
+                    classification = self._one(tx, where, item, now, opened)
+            except DuplicateDelivery:
+                report.duplicates += 1
+                return
+            except Clash:
+                if attempt == 2:
+                    raise
+                continue
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                log.exception("quarantined a message that intake could not handle", extra=where.extra)
+                with tx.savepoint():
+                    tx.record_message(where.row(item, _quarantine(f"intake failed: {type(exc).__name__}: {exc}"), now))
+                classification = str(Classification.QUARANTINED)
+            report.opened += opened
+            report.classes[classification] += 1
+            report.recorded += 1
+            return
+
+    def _one(self, tx: Transaction, where: Position, item: Parsed, now: datetime, opened: list[str]) -> str:
         if item.message is None:
-            log.warning("quarantined unparseable message", extra={"inbox": where.inbox.name, "uid": item.uid})
-            tx.record_message(
-                where.row(item, Verdict(classification=Classification.QUARANTINED, reason=item.problem), now)
-            )
+            log.warning("quarantined unparseable message", extra={**where.extra, "reason": item.problem})
+            tx.record_message(where.row(item, _quarantine(item.problem), now))
             return str(Classification.QUARANTINED)
         message = item.message
         verdict = classify(message, self.policies[where.inbox.name])
         loop = self._thread(tx, where.inbox, message)
-        loop_id = self._act(tx, where.inbox, message, verdict, loop, now, report)
+        loop_id = self._act(tx, where.inbox, message, verdict, loop, now, opened)
         tx.record_message(replace(where.row(item, verdict, now), loop_id=loop_id))
         return str(verdict.classification)
 
@@ -161,12 +224,12 @@ class Intake:
         verdict: Verdict,
         found: LoopSummary | None,
         now: datetime,
-        report: IntakeReport,
+        opened: list[str],
     ) -> int | None:
         """Apply what the message means; returns the loop it belongs to."""
         kind = verdict.classification
         if kind is Classification.CUSTOMER:
-            return self._from_customer(tx, inbox, message, found, now, report)
+            return self._from_customer(tx, inbox, message, found, now, opened)
         if kind is Classification.UNSUBSCRIBE and message.sender:
             self.opt_out(tx, message.sender.email, now, via="unsubscribe email")
         elif found is None:
@@ -184,15 +247,15 @@ class Intake:
         message: InboundMessage,
         found: LoopSummary | None,
         now: datetime,
-        report: IntakeReport,
+        opened: list[str],
     ) -> int:
         customer = self._customer(tx, message, now)
         if found is None or found.state is LoopState.CLOSED:
             loop = self.open_loop(tx, inbox, customer, message, now, parent=found.id if found else None)
-            report.opened.append(loop.ref)
+            opened.append(loop.ref)
             return loop.id or 0
         loop = tx.loop(found.id)
-        self._reply(tx, inbox, customer, loop, message, now, report)
+        self._reply(tx, inbox, customer, loop, message, now, opened)
         return loop.id or 0
 
     def open_loop(
@@ -231,7 +294,7 @@ class Intake:
         loop: Loop,
         message: InboundMessage,
         now: datetime,
-        report: IntakeReport,
+        opened: list[str],
     ) -> None:
         answering = self._answering(tx, message)
         intent = read_reply(latest_reply(message.text), answering=answering)
@@ -245,7 +308,7 @@ class Intake:
             )
         elif intent is Intent.NEW_PROBLEM and loop.state in (LoopState.OUTCOME_SENT, LoopState.CHECKED_IN):
             new = self.open_loop(tx, inbox, customer, message, now, parent=loop.id)
-            report.opened.append(new.ref)
+            opened.append(new.ref)
             self.outbox.apply(tx, loops.close(loop, reason=f"continued in {new.ref}", now=now), customer, now)
         elif intent in (Intent.DECLINE_CHECK_IN, Intent.ALLOW_CHECK_IN):
             granted = intent is Intent.ALLOW_CHECK_IN
@@ -354,6 +417,10 @@ class Position:
     folder: str
     uidvalidity: int
     uid: int
+
+    @property
+    def extra(self) -> dict[str, object]:
+        return {"inbox": self.inbox.name, "folder": self.folder, "uid": self.uid}
 
     def row(self, item: Parsed, verdict: Verdict, now: datetime) -> RecordedMessage:
         message = item.message

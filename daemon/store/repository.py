@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     Row,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from daemon.domain.model import (
@@ -42,6 +43,7 @@ from daemon.domain.model import (
 from daemon.domain.reference import loop_id_for, ref_for
 from daemon.domain.threading import LoopSummary
 from daemon.store.tables import customers, loops, mailboxes, messages, touches
+from daemon.store.tables import intake_attempts as attempts
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,16 @@ class LoopNotFound(LookupError):
         super().__init__(f"no loop {ref}")
 
 
-class DuplicateDelivery(Exception):
-    """Another writer recorded the same message first (a unique key fired); the batch is replayed."""
+class StoreUnavailable(Exception):
+    """The database could not be reached or gave up (connection, lock timeout): nothing to do with the data."""
+
+
+class Clash(Exception):
+    """A unique key fired: another writer (a second daemon, a replay) wrote the same thing first."""
+
+
+class DuplicateDelivery(Clash):
+    """The message is already recorded (same mailbox position or fingerprint)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +214,59 @@ class Transaction:
 
     def __init__(self, connection: Connection) -> None:
         self.db = connection
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: a failure inside rolls back only what the block wrote.
+
+        :raises Clash: when a unique key fired inside the block.
+        """
+        try:
+            with self.db.begin_nested():
+                yield
+        except IntegrityError as exc:
+            raise Clash(str(exc.orig)) from exc
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreUnavailable(str(exc.orig or exc)) from exc
+
+    # intake attempts ---------------------------------------------------------------------------------------
+
+    def attempts(self, inbox: str, folder: str, uidvalidity: int, uids: Sequence[int]) -> dict[int, int]:
+        """Intake attempts already counted for these UIDs (absent: never tried, or recorded since)."""
+        query = select(attempts.c.uid, attempts.c.attempts).where(
+            *self._attempt_key(inbox, folder, uidvalidity), attempts.c.uid.in_(list(uids))
+        )
+        return {uid: count for uid, count in self.db.execute(query).all()}
+
+    def count_attempt(
+        self, inbox: str, folder: str, uidvalidity: int, uids: Sequence[int], now: datetime
+    ) -> dict[int, int]:
+        """Count one more intake attempt for each UID; returns the attempts, this one included.
+
+        Committed before the messages are processed, so a message that kills the process every time is
+        recognised after a bounded number of tries and quarantined instead of blocking the inbox.
+        """
+        known = self.attempts(inbox, folder, uidvalidity, uids)
+        if known:
+            self.db.execute(
+                update(attempts)
+                .where(*self._attempt_key(inbox, folder, uidvalidity), attempts.c.uid.in_(list(known)))
+                .values(attempts=attempts.c.attempts + 1, last_at=now)
+            )
+        key = {"inbox": inbox, "folder": folder, "uidvalidity": uidvalidity, "attempts": 1, "last_at": now}
+        new = [{**key, "uid": uid} for uid in uids if uid not in known]
+        if new:
+            self.db.execute(insert(attempts), new)
+        return {uid: known.get(uid, 0) + 1 for uid in uids}
+
+    @staticmethod
+    def _attempt_key(inbox: str, folder: str, uidvalidity: int) -> tuple[Any, ...]:
+        return (attempts.c.inbox == inbox, attempts.c.folder == folder, attempts.c.uidvalidity == uidvalidity)
+
+    def forget_attempts(self, inbox: str, folder: str, uidvalidity: int, uids: Sequence[int]) -> None:
+        self.db.execute(
+            delete(attempts).where(*self._attempt_key(inbox, folder, uidvalidity), attempts.c.uid.in_(list(uids)))
+        )
 
     # mailboxes --------------------------------------------------------------------------------------------
 
@@ -623,6 +686,7 @@ def _touch(row: Row[Any]) -> Touch:
 
 
 __all__ = [
+    "Clash",
     "DueTouch",
     "DuplicateDelivery",
     "LoopNotFound",
@@ -631,5 +695,6 @@ __all__ = [
     "RecordedMessage",
     "Sent",
     "Store",
+    "StoreUnavailable",
     "Transaction",
 ]

@@ -133,6 +133,14 @@ touches = Table(
         postgresql_where=text("state = 'planned'"),
     ),
     Index("ix_touches_recipient_sent", "recipient", "sent_at"),
+    # The acknowledgement goes once per loop, ever: the database refuses a second one.
+    Index(
+        "uq_touches_one_acknowledgement",
+        "loop_id",
+        unique=True,
+        sqlite_where=text("kind = 'acknowledgement'"),
+        postgresql_where=text("kind = 'acknowledgement'"),
+    ),
 )
 
 messages = Table(
@@ -162,6 +170,17 @@ messages = Table(
     Column("size", Integer, nullable=False, server_default="0"),
     Column("raw", LargeBinary),
     UniqueConstraint("inbox", "folder", "uidvalidity", "uid"),
+)
+
+intake_attempts = Table(
+    "intake_attempts",
+    metadata,
+    Column("inbox", String(100), primary_key=True),
+    Column("folder", String(255), primary_key=True),
+    Column("uidvalidity", BigInteger, primary_key=True),
+    Column("uid", BigInteger, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
 )
 
 mailboxes = Table(

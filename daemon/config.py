@@ -309,6 +309,13 @@ class Logging(Section):
     format: Literal["auto", "human", "json"] = "auto"
 
 
+class Limits(Section):
+    """Caps on automated mail, so a robot that answers everything cannot start a mail loop."""
+
+    per_recipient: int = Field(3, ge=1)
+    window_hours: float = Field(24.0, gt=0)
+
+
 class Daemon(Section):
     tick_seconds: float = Field(30.0, gt=0)
     dispatch_batch: int = Field(200, gt=0)
@@ -323,6 +330,7 @@ class Settings(Section):
     team: Team = Team()
     cadence: Cadence = Cadence()
     daemon: Daemon = Daemon()
+    limits: Limits = Limits()
     http: Http = Http()
     logging: Logging = Logging()
     inboxes: tuple[Inbox, ...] = Field(min_length=1)
@@ -334,7 +342,7 @@ class Settings(Section):
     def _sections(cls, data: Any) -> Any:
         """Missing optional sections are validated as empty ones, so their defaults resolve like written ones."""
         if isinstance(data, dict):
-            for key in ("database", "templates", "team", "cadence", "daemon", "http", "logging"):
+            for key in ("database", "templates", "team", "cadence", "daemon", "limits", "http", "logging"):
                 data.setdefault(key, {})
         return data
 

@@ -18,6 +18,7 @@ from daemon.config import Settings
 from daemon.context import staff_member, touch_context, unsubscribe_address, unsubscribe_mailto
 from daemon.domain import loop as loops
 from daemon.domain.model import Classification, Consent, Touch, TouchKind, TouchState
+from daemon.intake import BOUNCED
 from daemon.mail.compose import Mailbox, Outgoing, compose
 from daemon.mail.smtp import PermanentSendError, TransientSendError
 from daemon.observe import Metrics
@@ -26,6 +27,8 @@ from daemon.render import RenderedTouch, Renderer, TemplateError
 from daemon.store.repository import DueTouch, RecordedMessage, Sent, Store, Transaction
 
 log = logging.getLogger(__name__)
+
+CAP_REASON = "over the cap of automated mail to this address"
 
 
 class Sender(Protocol):
@@ -75,10 +78,9 @@ class Dispatch:
                 extra={"loop": due.loop.ref, "kind": str(touch.kind), "state": str(state), "reason": reason},
             )
             return str(state)
-        paused = due.loop.paused_until
-        if paused is not None and paused > now and not touch.kind.to_staff:
-            tx.retry_later(touch.id, paused, "paused: the customer is away")
-            return "deferred"
+        later = self._not_yet(tx, due, now)
+        if later is not None:
+            return later
         timing = self.outbox.timing(due.customer, now)
         try:
             rendered = self._render(tx, due, timing, now)
@@ -102,6 +104,8 @@ class Dispatch:
                 "touch failed for good",
                 extra={"loop": due.loop.ref, "kind": str(touch.kind), "smtp": str(exc)},
             )
+            if not touch.kind.to_staff:
+                self._tell_owner(tx, due, now, f"our {touch.kind} to {touch.recipient} was refused: {exc}")
             return "failed"
         self._record_sent(tx, due, rendered, now)
         return "sent"
@@ -116,10 +120,49 @@ class Dispatch:
         if customer.opted_out_at is not None:
             return TouchState.CANCELLED, "the customer opted out"
         if customer.undeliverable_at is not None:
-            return TouchState.HELD, "the customer's address bounced"
+            return TouchState.HELD, BOUNCED
         if touch.kind is TouchKind.CHECK_IN and customer.consent is Consent.REFUSED:
             return TouchState.CANCELLED, "the customer declined check-ins"
         return None
+
+    def _not_yet(self, tx: Transaction, due: DueTouch, now: datetime) -> str | None:
+        """Defer or hold a customer touch while the customer is away or has had their share of mail.
+
+        At most ``[limits] per_recipient`` automated mails go to one address per window, across all its loops.
+        A scheduled touch waits for the window to free up. An acknowledgement over the cap means new loops keep
+        arriving from that address — most likely a robot answering everything without marking itself — so it
+        is held (the ping-pong stops at once) and the owner is told, once per window.
+        """
+        touch, loop = due.touch, due.loop
+        assert touch.id is not None
+        if touch.kind.to_staff:
+            return None
+        if loop.paused_until is not None and loop.paused_until > now:
+            tx.defer(touch.id, loop.paused_until, "paused: the customer is away")
+            return "deferred"
+        limits = self.settings.limits
+        since = now - timedelta(hours=limits.window_hours)
+        if tx.sent_to_since(touch.recipient, since) < limits.per_recipient:
+            return None
+        if touch.kind is not TouchKind.ACKNOWLEDGEMENT:
+            first = tx.first_sent_to_since(touch.recipient, since) or now
+            tx.defer(touch.id, first + timedelta(hours=limits.window_hours), CAP_REASON)
+            return "deferred"
+        if tx.held_to_since(touch.recipient, CAP_REASON, since) == 0:
+            note = (
+                f"{touch.recipient} already got {limits.per_recipient} automated emails in the last "
+                f"{limits.window_hours:g} hours and keeps opening new conversations: probably a robot answering "
+                "everything. Its acknowledgements are held; release or close them by hand."
+            )
+            self._tell_owner(tx, due, now, note)
+        tx.settle(touch.id, TouchState.HELD, f"{CAP_REASON}; a mail loop with a robot?")
+        log.warning("acknowledgement held: recipient over the cap", extra={"loop": loop.ref})
+        return "held"
+
+    def _tell_owner(self, tx: Transaction, due: DueTouch, now: datetime, note: str) -> None:
+        """A staff-notification to the loop's owner explaining what went wrong."""
+        change = loops.hand_to_owner(due.loop, answers=None, note=note, now=now)
+        tx.add_touches(self.outbox.rows(due.loop, change.plan, due.customer), now)
 
     def _render(self, tx: Transaction, due: DueTouch, timing: loops.Timing, now: datetime) -> RenderedTouch:
         context = touch_context(tx, self.settings, due.touch, due.loop, due.customer, timing, now)

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 
 MAX_ATTEMPTS = 3
+BOUNCED = "the customer's address bounced"
 
 
 @dataclass(kw_only=True)
@@ -230,6 +231,8 @@ class Intake:
         kind = verdict.classification
         if kind is Classification.CUSTOMER:
             return self._from_customer(tx, inbox, message, found, now, opened)
+        if kind is Classification.BOUNCE:
+            return self._bounced(tx, message, now) or (found.id if found else None)
         if kind is Classification.UNSUBSCRIBE and message.sender:
             self.opt_out(tx, message.sender.email, now, via="unsubscribe email")
         elif found is None:
@@ -342,6 +345,32 @@ class Intake:
             extra={"loop": loop.ref, "staff": message.sender and message.sender.email},
         )
 
+    def _bounced(self, tx: Transaction, message: InboundMessage, now: datetime) -> int | None:
+        """A delivery report about one of our emails: a hard failure marks the address undeliverable.
+
+        The customer's pending touches are held (not cancelled: they go out if the address works again) and
+        the owner is told. Nothing is ever sent to the report's sender. Returns the loop the report is about.
+        """
+        ours = next((t for mid in message.cited_ids if (t := tx.touch_by_message_id(mid)) is not None), None)
+        if ours is None:
+            return None
+        loop = tx.loop(ours.loop_id)
+        if message.delivery_action != "failed" or ours.kind.to_staff:
+            log.info("delivery report recorded", extra={"loop": loop.ref, "action": message.delivery_action})
+            return loop.id
+        customer = tx.customer(loop.customer_id)
+        if customer.undeliverable_at is None:
+            tx.save_customer(replace(customer, undeliverable_at=now))
+            held = tx.hold_customer_touches(customer.id or 0, BOUNCED)
+            note = (
+                f"Our {ours.kind} to {customer.email} bounced ({message.subject or 'delivery failed'}). "
+                f"The address is marked undeliverable and {held} planned emails to it are held until they "
+                "write again from a working address."
+            )
+            self.outbox.apply(tx, loops.hand_to_owner(loop, answers=None, note=note, now=now), customer, now)
+            log.warning("address bounced; touches held", extra={"loop": loop.ref, "held": held})
+        return loop.id
+
     def _out_of_office(self, tx: Transaction, message: InboundMessage, found: LoopSummary, now: datetime) -> None:
         loop = tx.loop(found.id)
         customer = tx.customer(loop.customer_id)
@@ -385,6 +414,10 @@ class Intake:
                 ),
                 now,
             )
+        if customer.undeliverable_at is not None:  # they wrote from it: the address works again
+            customer = replace(customer, undeliverable_at=None)
+            tx.save_customer(customer)
+            tx.release_customer_touches(customer.id or 0, BOUNCED)
         updated = replace(
             customer,
             name=sender.name or customer.name,

@@ -236,7 +236,7 @@ class Transaction:
         query = select(attempts.c.uid, attempts.c.attempts).where(
             *self._attempt_key(inbox, folder, uidvalidity), attempts.c.uid.in_(list(uids))
         )
-        return {uid: count for uid, count in self.db.execute(query).all()}
+        return dict(self.db.execute(query).all())
 
     def count_attempt(
         self, inbox: str, folder: str, uidvalidity: int, uids: Sequence[int], now: datetime
@@ -508,6 +508,47 @@ class Transaction:
             .values(due_at=until)
         )
 
+    def touch_by_message_id(self, message_id: str) -> Touch | None:
+        row = self.db.execute(select(touches).where(touches.c.message_id == _clip_id(message_id))).first()
+        return None if row is None else _touch(row)
+
+    def defer(self, touch_id: int, due_at: datetime, reason: str) -> None:
+        """Move a touch later without counting an attempt (a cap, a pause)."""
+        self.db.execute(update(touches).where(touches.c.id == touch_id).values(due_at=due_at, reason=reason))
+
+    def first_sent_to_since(self, recipient: str, since: datetime) -> datetime | None:
+        query = select(func.min(touches.c.sent_at)).where(
+            touches.c.recipient == recipient, touches.c.state == TouchState.SENT, touches.c.sent_at > since
+        )
+        return self.db.execute(query).scalar()
+
+    def held_to_since(self, recipient: str, reason_prefix: str, since: datetime) -> int:
+        query = select(func.count()).where(
+            touches.c.recipient == recipient,
+            touches.c.state == TouchState.HELD,
+            touches.c.reason.startswith(reason_prefix),
+            touches.c.due_at > since,
+        )
+        return int(self.db.execute(query).scalar_one())
+
+    def hold_customer_touches(self, customer_id: int, reason: str) -> int:
+        """Hold every planned touch to a customer (their address bounced)."""
+        return self._customer_touches(customer_id, [TouchState.PLANNED], TouchState.HELD, reason)
+
+    def release_customer_touches(self, customer_id: int, reason_prefix: str) -> int:
+        """Put touches held for ``reason_prefix`` back to planned (the address works again)."""
+        loop_ids = select(loops.c.id).where(loops.c.customer_id == customer_id).scalar_subquery()
+        done = self.db.execute(
+            update(touches)
+            .where(
+                touches.c.loop_id.in_(loop_ids),
+                touches.c.state == TouchState.HELD,
+                touches.c.reason.startswith(reason_prefix),
+            )
+            .values(state=TouchState.PLANNED, reason="")
+        )
+        return done.rowcount
+
     def touch_kind(self, message_id: str) -> TouchKind | None:
         """The kind of our touch that went out with ``message_id``, if it was ours."""
         query = select(touches.c.kind).where(touches.c.message_id == _clip_id(message_id))
@@ -585,16 +626,15 @@ class Transaction:
 
     def cancel_customer_touches(self, customer_id: int, reason: str) -> int:
         """Cancel every pending touch to a customer, across all their loops (opt-out)."""
+        return self._customer_touches(customer_id, [TouchState.PLANNED, TouchState.HELD], TouchState.CANCELLED, reason)
+
+    def _customer_touches(self, customer_id: int, states: list[TouchState], to: TouchState, reason: str) -> int:
         loop_ids = select(loops.c.id).where(loops.c.customer_id == customer_id).scalar_subquery()
         customer_kinds = [str(kind) for kind in TouchKind if not kind.to_staff]
         done = self.db.execute(
             update(touches)
-            .where(
-                touches.c.loop_id.in_(loop_ids),
-                touches.c.kind.in_(customer_kinds),
-                touches.c.state.in_([TouchState.PLANNED, TouchState.HELD]),
-            )
-            .values(state=TouchState.CANCELLED, reason=reason)
+            .where(touches.c.loop_id.in_(loop_ids), touches.c.kind.in_(customer_kinds), touches.c.state.in_(states))
+            .values(state=to, reason=reason)
         )
         return done.rowcount
 

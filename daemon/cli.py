@@ -161,19 +161,41 @@ def cmd_once(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from daemon.app import mailbox_for
+    from daemon.mail.imap import MailboxError
+    from daemon.mail.smtp import SendError, SmtpSender
+
     settings = settings_from(args, environ)
     print(f"configuration: ok ({settings.source})")
     app = app_from(args, environ)
+    failures = 0
     try:
         problem = app.store.healthy()
         print(f"database: {problem or 'ok'}")
-        problems = app.renderer.check()
+        failures += problem is not None
+        for inbox in settings.inboxes:
+            mailbox = mailbox_for(inbox)
+            try:
+                mailbox.open()
+                print(f"inbox {inbox.name}: ok")
+            except MailboxError as exc:
+                print(f"inbox {inbox.name}: {exc.reason}")
+                failures += 1
+            finally:
+                mailbox.close()
+        try:
+            SmtpSender(settings.smtp).check()
+            print("smtp: ok")
+        except SendError as exc:
+            print(f"smtp: {exc}")
+            failures += 1
+        problems = app.service.check_templates(utc_now())
     finally:
         app.close()
     for template_problem in problems:
         print(template_problem)
     print(f"templates: {'ok' if not problems else f'{len(problems)} problems'}")
-    return FAILED if problem or problems else OK
+    return FAILED if failures or problems else OK
 
 
 def cmd_migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

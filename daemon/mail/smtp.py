@@ -88,6 +88,14 @@ class SmtpSender:
             code, text = next(iter(refused.values()))
             raise _by_code(code, text)
 
+    def check(self) -> None:
+        """Connect and log in, then leave: the configuration works.
+
+        :raises TransientSendError: naming what failed.
+        """
+        self._connect()
+        self.close()
+
     def _connect(self) -> smtplib.SMTP:
         if self._connection is not None:
             return self._connection

@@ -125,3 +125,34 @@ def test_inbox_owner_must_be_staff(tmp_path: Path) -> None:
     text = MINIMAL.format(password="x").replace("[inboxes.imap]", 'owner = "ghost@example.org"\n[inboxes.imap]')
     with pytest.raises(ConfigError, match=r"ghost@example\.org is not listed"):
         Settings.load(write(tmp_path, text), {})
+
+
+def _keys(model: type, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    found = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        if name == "source":
+            continue
+        found.append(prefix + name)
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            inner = getattr(candidate, "__args__", (candidate,))[0] if candidate is not None else None
+            for kind in (candidate, inner):
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    found += _keys(kind, f"{prefix}{name}.")
+    return found
+
+
+def test_the_example_documents_every_key() -> None:
+    """Every setting appears in config/closeloop.example.toml, written or commented out."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    missing = [
+        key
+        for key in _keys(Settings)
+        if not any(
+            line.lstrip("# ").startswith((key.rsplit(".", 1)[-1] + " =", f"[{key}]", f"[[{key}]]"))
+            for line in text.splitlines()
+        )
+    ]
+    assert missing == []

@@ -261,8 +261,10 @@ def check_in_declined(loop: Loop, *, timing: Timing, now: datetime) -> Change:
 
 
 def pause(loop: Loop, *, until: datetime | None, timing: Timing, now: datetime) -> Change:
-    """An out-of-office reply: hold the customer's touches until they are back (or a few days)."""
+    """An out-of-office reply: hold the customer's touches until they are back (or a few days), then resume at
+    the next opening of business hours in their zone (a return date means the day, not its midnight)."""
     until = until if until is not None and until > now else now + timing.cadence.out_of_office_pause
+    until = timing.humane(until)
     closes = None if loop.closes_at is None else max(loop.closes_at, until + timing.cadence.check_in_close_after)
     return Change(loop=replace(loop, paused_until=until, closes_at=closes), defer_until=until)
 

@@ -208,14 +208,17 @@ def test_nothing_goes_out_for_a_closed_loop() -> None:
 
 
 def test_out_of_office_pauses_until_the_stated_return() -> None:
+    """Back on Tuesday 8 December: the touches resume when business opens that day, not at its midnight."""
     back = datetime(2026, 12, 8, tzinfo=BERLIN)
     change = loops.pause(opened().loop, until=back, timing=TIMING, now=TUESDAY_10)
-    assert change.defer_until == back and change.loop.paused_until == back
+    resume = datetime(2026, 12, 8, 9, 0, tzinfo=BERLIN)
+    assert change.defer_until == resume and change.loop.paused_until == resume
 
 
 def test_out_of_office_without_a_date_pauses_a_few_days() -> None:
+    """Five days after Tuesday 10:00 is a Sunday: the touches resume on Monday morning."""
     change = loops.pause(opened().loop, until=None, timing=TIMING, now=TUESDAY_10)
-    assert change.defer_until == TUESDAY_10 + timedelta(days=5)
+    assert change.defer_until == datetime(2026, 11, 30, 9, 0, tzinfo=BERLIN)
 
 
 def test_out_of_office_after_a_check_in_postpones_the_quiet_close() -> None:

@@ -11,7 +11,8 @@ with fallbacks, never raising on an unknown one.
 
 Bounds (:class:`ParseLimits`) keep time and memory linear in the size of the message: the header block is
 capped (over it the message is refused), nesting deeper than ``max_depth`` is not entered, at most
-``max_parts`` parts are looked at, text and HTML are cut before they are decoded.
+``max_parts`` parts are looked at, text and HTML are cut before they are decoded, and report parts are read
+until ``max_report_parts`` of them or ``max_report_bytes`` of their fields have been.
 
 Decisions worth knowing:
 
@@ -23,6 +24,10 @@ Decisions worth knowing:
   disposition of ``attachment``, or a file name) never contribute.
 * NUL and other control characters are removed from every string: PostgreSQL refuses NUL in text.
 * Addresses longer than 320 characters (RFC 5321 §4.5.3.1) are dropped; so are Message-IDs over 998.
+* Reports are read here as far as syntax goes: the header block of each attached original (never its MIME
+  tree), the field groups of delivery-status and disposition-notification parts, ``Message-ID:`` lines quoted
+  in the text, ``X-Failed-Recipients``. What they mean (``cited_ids``, ``delivery_action``,
+  ``failed_recipients``) is decided in :mod:`daemon.mail.reports`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import binascii
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -41,6 +46,7 @@ from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datet
 import html2text
 
 from daemon.domain.model import Address, InboundMessage
+from daemon.mail.reports import Clues, read_report
 
 __all__ = ["DEFAULT_LIMITS", "ParseLimits", "UnparseableMessage", "decode_words", "first_name_of", "parse_message"]
 
@@ -55,6 +61,8 @@ class ParseLimits:
     max_text_chars: int = 100_000
     max_html_chars: int = 500_000
     max_references: int = 100
+    max_report_parts: int = 20
+    max_report_bytes: int = 256 * 1024
 
 
 DEFAULT_LIMITS = ParseLimits()
@@ -212,6 +220,15 @@ def _before_line_break(data: bytes, start: int, end: int) -> int:
 # --- the walk: content types, report types and the readable text --------------------------------------------
 
 _ENCAPSULATED = frozenset({"message/rfc822", "message/global", "message/news"})
+_ORIGINALS = frozenset({"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"})
+_REPORT_FIELDS = frozenset(
+    {
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/global-disposition-notification",
+    }
+)
 
 
 @dataclass
@@ -220,11 +237,12 @@ class _Walk:
     report_types: list[str]
     plain: list[_Entity]
     html: list[_Entity]
+    report_parts: list[_Entity]
 
 
 def _walk(data: bytes, top: _Entity, limits: ParseLimits) -> _Walk:
     """Depth-first over the MIME tree with an explicit stack: deep nesting costs no recursion."""
-    walk = _Walk(parts=[], report_types=[], plain=[], html=[])
+    walk = _Walk(parts=[], report_types=[], plain=[], html=[], report_parts=[])
     stack = [top]
     while stack and len(walk.parts) < limits.max_parts:
         entity = stack.pop()
@@ -232,6 +250,8 @@ def _walk(data: bytes, top: _Entity, limits: ParseLimits) -> _Walk:
         walk.parts.append(ctype)
         if ctype == "multipart/report":
             walk.report_types.append(entity.param("report-type"))
+        if ctype in _ORIGINALS or ctype in _REPORT_FIELDS:
+            walk.report_parts.append(entity)
         if entity.headers.get_content_maintype() == "multipart":
             if entity.depth < limits.max_depth:
                 budget = limits.max_parts - len(walk.parts) - len(stack)
@@ -565,6 +585,80 @@ def _canonical_language(tag: str) -> str:
     return "-".join([language.lower(), *shaped])
 
 
+# --- reports: what a report quotes of the original, read as syntax (the meaning: daemon.mail.reports) -------
+
+_BLANK_LINES = re.compile(rb"\r?\n(?:[ \t]*\r?\n)+")
+_MAX_FIELD_GROUPS = 101  # a per-message group and 100 recipients
+_ORIGINAL_ID_FIELDS = ("original-message-id", "x-original-message-id")  # RFC 8098; Gmail's delivery-status
+_QUOTED_ID_CHARS = 50_000
+_QUOTED_MESSAGE_ID = re.compile(r"^[ \t>]*message-id:[ \t]*((?:\n[ \t]+)?[^\n]*)", re.IGNORECASE | re.MULTILINE)
+
+
+def _clues(data: bytes, walk: _Walk, fields: _Fields, text: str, limits: ParseLimits) -> Clues:
+    originals, groups = _read_report_parts(data, walk, limits)
+    return Clues(
+        original_ids=_original_ids(originals, groups),
+        original_threads=_original_threads(originals, limits),
+        quoted_ids=tuple(_message_ids(_QUOTED_MESSAGE_ID.findall(text[:_QUOTED_ID_CHARS]))),
+        field_groups=tuple(groups),
+        listed_failures=tuple(mailbox.email for mailbox in _mailboxes(fields.get("x-failed-recipients", []))),
+    )
+
+
+def _read_report_parts(data: bytes, walk: _Walk, limits: ParseLimits) -> tuple[list[_Fields], list[dict[str, str]]]:
+    """The header fields of each attached original (never its body or MIME tree) and the field groups of the
+    report parts, in the order of the walk, until ``max_report_bytes`` have been parsed."""
+    originals: list[_Fields] = []
+    groups: list[dict[str, str]] = []
+    budget = limits.max_report_bytes
+    for entity in walk.report_parts[: limits.max_report_parts]:
+        payload = _report_payload(data, entity, budget)
+        if entity.content_type in _ORIGINALS:
+            payload = payload[: _header_end(payload, 0, len(payload), len(payload))]
+            originals.append(_header_fields(payload))
+        else:
+            groups += _field_groups(payload)[: _MAX_FIELD_GROUPS - len(groups)]
+        budget -= len(payload)
+        if budget <= 0:
+            break
+    return originals, groups
+
+
+def _report_payload(data: bytes, entity: _Entity, max_bytes: int) -> bytes:
+    raw = data[entity.body_start : min(entity.end, entity.body_start + max_bytes)]
+    return _transfer_decoded(raw, entity).lstrip(b" \t\r\n")
+
+
+def _header_fields(block: bytes) -> _Fields:
+    header_end = _header_end(block, 0, len(block), len(block))
+    return _fields(BytesHeaderParser(policy=compat32).parsebytes(block[:header_end]))
+
+
+def _field_groups(payload: bytes) -> list[dict[str, str]]:
+    """The blank-line separated field groups of a report part (RFC 3464 §2.1), first value of each field."""
+    groups = []
+    for block in _BLANK_LINES.split(payload, maxsplit=_MAX_FIELD_GROUPS)[:_MAX_FIELD_GROUPS]:
+        fields = _header_fields(block)
+        if fields:
+            groups.append({name: _header_text(values[0]) for name, values in fields.items()})
+    return groups
+
+
+def _original_ids(originals: list[_Fields], groups: list[dict[str, str]]) -> tuple[str, ...]:
+    attached = [mid for fields in originals for mid in _message_ids(fields.get("message-id", [])[:1])[:1]]
+    named = _message_ids(group[name] for group in groups for name in _ORIGINAL_ID_FIELDS if name in group)
+    return (*attached, *named)
+
+
+def _original_threads(originals: list[_Fields], limits: ParseLimits) -> tuple[str, ...]:
+    """The In-Reply-To and References (newest first) of the originals."""
+    threads: list[str] = []
+    for fields in originals:
+        threads += _message_ids(fields.get("in-reply-to", []))
+        threads += reversed(_message_ids(fields.get("references", []))[-limits.max_references :])
+    return tuple(threads)
+
+
 # --- fingerprint --------------------------------------------------------------------------------------------
 
 _FINGERPRINT_FIELDS = ("message-id", "from", "date", "subject")
@@ -589,7 +683,7 @@ def _inbound(data: bytes, top: _Entity, limits: ParseLimits) -> InboundMessage:
     fields = _fields(top.headers)
     walk = _walk(data, top, limits)
     message_ids = _message_ids(fields.get("message-id", [])[:1])
-    return InboundMessage(
+    message = InboundMessage(
         fingerprint=_fingerprint(data, top, fields),
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=tuple(_message_ids(fields.get("in-reply-to", []))),
@@ -606,6 +700,13 @@ def _inbound(data: bytes, top: _Entity, limits: ParseLimits) -> InboundMessage:
         report_types=tuple(walk.report_types),
         language=_language(top, walk),
         size=len(data),
+    )
+    report = read_report(message, _clues(data, walk, fields, message.text, limits))
+    return replace(
+        message,
+        cited_ids=report.cited_ids,
+        delivery_action=report.delivery_action,
+        failed_recipients=report.failed_recipients,
     )
 
 

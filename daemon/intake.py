@@ -355,7 +355,8 @@ class Intake:
         if ours is None:
             return None
         loop = tx.loop(ours.loop_id)
-        if message.delivery_action != "failed" or ours.kind.to_staff:
+        named = not message.failed_recipients or ours.recipient in message.failed_recipients
+        if message.delivery_action != "failed" or ours.kind.to_staff or not named:
             log.info("delivery report recorded", extra={"loop": loop.ref, "action": message.delivery_action})
             return loop.id
         customer = tx.customer(loop.customer_id)

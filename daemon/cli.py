@@ -82,6 +82,10 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--loop", help="render for this loop instead of sample data")
     preview.add_argument("--html", type=Path, help="also write the HTML part to this file")
     preview.add_argument("--language", help="the language to render in (default: the loop's, else the default)")
+
+    demo = commands.add_parser("demo", help="watch three months of closeloop in a few seconds, on embedded defaults")
+    demo.add_argument("--dir", type=Path, default=Path("closeloop-demo"), help="its folder (default: %(default)s)")
+    demo.add_argument("--fresh", action="store_true", help="replace an earlier demo in --dir")
     return top
 
 
@@ -333,6 +337,20 @@ def cmd_preview(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return OK
 
 
+def cmd_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from daemon.demo import DemoFailed, WorkspaceError, run_demo
+
+    configure(args.log_level or "WARNING", args.log_format or "auto")  # the timeline is the demo's output
+    try:
+        run_demo(args.dir, fresh=args.fresh, out=sys.stdout, environ=environ)
+    except WorkspaceError as exc:
+        raise UsageError(str(exc)) from exc
+    except DemoFailed as exc:
+        print(f"closeloop demo: {exc}", file=sys.stderr)
+        return FAILED
+    return OK
+
+
 def _read_text(path: Path) -> str:
     if str(path) == "-":
         return sys.stdin.read()
@@ -355,4 +373,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
     "stats": cmd_stats,
     "templates": cmd_templates,
     "preview": cmd_preview,
+    "demo": cmd_demo,
 }

@@ -17,7 +17,7 @@ from typing import Protocol
 from daemon.config import Settings
 from daemon.context import staff_member, touch_context, unsubscribe_address, unsubscribe_mailto
 from daemon.domain import loop as loops
-from daemon.domain.model import Classification, Consent, Touch, TouchKind, TouchState
+from daemon.domain.model import Classification, Consent, TouchKind, TouchState
 from daemon.intake import BOUNCED
 from daemon.mail.compose import Mailbox, Outgoing, compose
 from daemon.mail.smtp import PermanentSendError, TransientSendError
@@ -96,7 +96,7 @@ class Dispatch:
         try:
             sender.send(raw, self._envelope_sender(due), [touch.recipient])
         except TransientSendError as exc:
-            return self._deferred(tx, touch, exc, now, report)
+            return self._deferred(tx, due, exc, now, report)
         except PermanentSendError as exc:
             tx.settle(touch.id, TouchState.FAILED, f"refused by the SMTP server: {exc}", attempt=True)
             self.metrics.send_failed(str(touch.kind), "permanent")
@@ -198,19 +198,20 @@ class Dispatch:
         return self.settings.inbox(due.loop.inbox).address
 
     def _deferred(
-        self, tx: Transaction, touch: Touch, exc: TransientSendError, now: datetime, report: DispatchReport
+        self, tx: Transaction, due: DueTouch, exc: TransientSendError, now: datetime, report: DispatchReport
     ) -> str:
+        touch = due.touch
         assert touch.id is not None
         retry = self.settings.smtp.retry
         if exc.code is None:
             report.smtp_down = str(exc)
         elif touch.attempts + 1 >= retry.max_attempts:
-            tx.settle(
-                touch.id,
-                TouchState.FAILED,
-                f"gave up after {touch.attempts + 1} deferrals: {exc}",
-                attempt=True,
-            )
+            reason = f"gave up after {touch.attempts + 1} deferrals: {exc}"
+            tx.settle(touch.id, TouchState.FAILED, reason, attempt=True)
+            self.metrics.send_failed(str(touch.kind), "gave-up")
+            log.error("touch failed for good", extra={"loop": due.loop.ref, "kind": str(touch.kind), "smtp": reason})
+            if not touch.kind.to_staff:
+                self._tell_owner(tx, due, now, f"our {touch.kind} to {touch.recipient} was not delivered: {reason}")
             return "failed"
         delay = min(retry.first_delay_seconds * 2**touch.attempts, retry.max_delay_seconds)
         tx.retry_later(touch.id, now + timedelta(seconds=delay), f"will retry: {exc}")

@@ -172,8 +172,8 @@ class Dispatch:
     def _outgoing(self, tx: Transaction, due: DueTouch, rendered: RenderedTouch, now: datetime) -> Outgoing:
         touch, loop, customer = due.touch, due.loop, due.customer
         inbox = self.settings.inbox(loop.inbox)
-        thread = tx.thread_of(loop.id or 0)
         to_customer = not touch.kind.to_staff
+        thread = tx.thread_of(loop.id or 0, customer_visible=to_customer)
         if to_customer:
             recipient = Mailbox(email=touch.recipient, name=customer.name)
         else:

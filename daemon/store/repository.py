@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from daemon.domain.model import (
+    Classification,
     Consent,
     Customer,
     Loop,
@@ -349,11 +350,21 @@ class Transaction:
         row = self.db.execute(query).first()
         return None if row is None else MessageView(**row._mapping)
 
-    def thread_of(self, loop_id: int, limit: int = 10) -> list[str]:
-        """Message-IDs of a loop's conversation, oldest first: the opening message and the latest ones."""
+    def thread_of(self, loop_id: int, limit: int = 10, *, customer_visible: bool = False) -> list[str]:
+        """Message-IDs of a loop's conversation, oldest first: the opening message and the latest ones.
+
+        With ``customer_visible``, only mail the customer has seen (theirs, and ours to them): a mail to the
+        customer must not cite a staff notification or a colleague's internal reply.
+        """
         ids = select(messages.c.id, messages.c.message_id).where(
             messages.c.loop_id == loop_id, messages.c.message_id.is_not(None)
         )
+        if customer_visible:
+            to_them = select(touches.c.id).where(
+                touches.c.loop_id == loop_id, touches.c.kind.in_([str(k) for k in TouchKind if not k.to_staff])
+            )
+            theirs = (messages.c.direction == "in") & (messages.c.classification == str(Classification.CUSTOMER))
+            ids = ids.where(theirs | ((messages.c.direction == "out") & messages.c.touch_id.in_(to_them)))
         first = self.db.execute(ids.order_by(messages.c.id).limit(1)).all()
         latest = self.db.execute(ids.order_by(messages.c.id.desc()).limit(limit - 1)).all()
         rows = {row.id: row.message_id for row in (*first, *latest)}

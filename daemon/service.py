@@ -116,7 +116,7 @@ class Closeloop:
         with self.store.transaction() as tx:
             for loop in tx.loops_to_close_quietly(now):
                 if loops.due_for_quiet_close(loop, now):
-                    self._apply(tx, loops.close(loop, reason="no reply; closed quietly", now=now), now)
+                    self._apply(tx, loops.close(loop, reason=loops.quiet_close_reason(loop), now=now), now)
                     closed.append(loop.ref)
         for ref in closed:
             log.info("loop closed quietly", extra={"loop": ref})

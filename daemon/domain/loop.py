@@ -269,5 +269,11 @@ def pause(loop: Loop, *, until: datetime | None, timing: Timing, now: datetime) 
     return Change(loop=replace(loop, paused_until=until, closes_at=closes), defer_until=until)
 
 
+def quiet_close_reason(loop: Loop) -> str:
+    if loop.state is LoopState.CHECKED_IN:
+        return "no reply to the check-in; closed quietly"
+    return "nothing left to do after the outcome; closed quietly"
+
+
 def due_for_quiet_close(loop: Loop, now: datetime) -> bool:
     return loop.is_open and loop.closes_at is not None and loop.closes_at <= now

@@ -100,7 +100,7 @@ class SmtpSender:
         if self._connection is not None:
             return self._connection
         s = self.settings
-        context = tls_context(s.ca_file)
+        context = tls_context(s.ca_file) if s.security != "none" else None
         try:
             if s.security == "tls":
                 connection: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds, context=context)

@@ -579,9 +579,15 @@ class Transaction:
         return found
 
     def claim_due(self, now: datetime) -> DueTouch | None:
-        """The next planned touch that is due, locked for this transaction (others skip it)."""
+        """The next planned touch that is due, locked with its loop for this transaction (others skip both).
+
+        Touch and loop are locked by one statement that skips what another transaction holds, so a dispatcher
+        never waits for a lock while holding one: a close that locked the loop and then cancels its touches
+        cannot deadlock with it (the touch is skipped now and found cancelled later).
+        """
         query = (
             select(touches)
+            .join(loops, loops.c.id == touches.c.loop_id)
             .where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= now)
             .order_by(touches.c.due_at, touches.c.id)
             .limit(1)
@@ -591,7 +597,7 @@ class Transaction:
         if row is None:
             return None
         touch = _touch(row)
-        loop = _loop(self.db.execute(select(loops).where(loops.c.id == touch.loop_id).with_for_update()).one())
+        loop = _loop(self.db.execute(select(loops).where(loops.c.id == touch.loop_id)).one())
         return DueTouch(touch=touch, loop=loop, customer=self.customer(loop.customer_id))
 
     def next_due_at(self) -> datetime | None:

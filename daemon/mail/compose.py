@@ -93,7 +93,7 @@ def compose(mail: Outgoing) -> bytes:
 
 
 def _headers(mail: Outgoing) -> list[tuple[str, str | HeaderAddress]]:
-    ids = [_msg_id(mid) for mid in mail.references]
+    ids = [_msg_id(mid) for mid in mail.references if _citable(mid)]
     headers: list[tuple[str, str | HeaderAddress]] = [
         ("From", _address(mail.sender)),
         ("To", _address(mail.recipient)),
@@ -103,7 +103,7 @@ def _headers(mail: Outgoing) -> list[tuple[str, str | HeaderAddress]]:
     ]
     if mail.reply_to:
         headers.append(("Reply-To", _address(Mailbox(email=mail.reply_to, name=mail.sender.name))))
-    if mail.in_reply_to:
+    if mail.in_reply_to and _citable(mail.in_reply_to):
         headers.append(("In-Reply-To", _msg_id(mail.in_reply_to)))
     if ids:
         headers.append(("References", " ".join(ids)))
@@ -123,6 +123,17 @@ def _address(mailbox: Mailbox) -> HeaderAddress:
     if not at or not local or not domain or any(c in mailbox.email for c in ' <>,;"()'):
         raise HeaderInjection(f"not a plain email address: {mailbox.email!r}")
     return HeaderAddress(display_name=one_line(mailbox.name, 200), username=local, domain=domain)
+
+
+def _citable(message_id: str) -> bool:
+    """Whether someone else's Message-ID can be cited verbatim in In-Reply-To and References.
+
+    The email package reads those headers as unstructured text and decodes RFC 2047 encoded words in them, so a
+    customer's ``<=?utf-8?q?=0D=0ABcc...?=@x>`` would be written back changed (with a line break, or as
+    unencodable text) and a non-ASCII one as an encoded word. Such an id is left out: the loop reference in the
+    subject still threads the reply.
+    """
+    return message_id.isascii() and "=?" not in message_id
 
 
 def _msg_id(message_id: str) -> str:

@@ -19,7 +19,7 @@ from daemon.context import staff_member, touch_context, unsubscribe_address, uns
 from daemon.domain import loop as loops
 from daemon.domain.model import Classification, Consent, TouchKind, TouchState
 from daemon.intake import BOUNCED
-from daemon.mail.compose import Mailbox, Outgoing, compose
+from daemon.mail.compose import HeaderInjection, Mailbox, Outgoing, compose
 from daemon.mail.smtp import PermanentSendError, TransientSendError
 from daemon.observe import Metrics
 from daemon.outbox import Outbox
@@ -92,7 +92,9 @@ class Dispatch:
                 extra={"loop": due.loop.ref, "kind": str(touch.kind), "problem": str(exc)},
             )
             return "held"
-        raw = compose(self._outgoing(tx, due, rendered, now))
+        raw = self._composed(tx, due, rendered, now)
+        if raw is None:
+            return "held"
         try:
             sender.send(raw, self._envelope_sender(due), [touch.recipient])
         except TransientSendError as exc:
@@ -109,6 +111,22 @@ class Dispatch:
             return "failed"
         self._record_sent(tx, due, rendered, now)
         return "sent"
+
+    def _composed(self, tx: Transaction, due: DueTouch, rendered: RenderedTouch, now: datetime) -> bytes | None:
+        """The email's bytes, or ``None`` when it cannot be written safely: the touch is then held with the reason,
+        so one hostile value (a customer's Message-ID, a name) never stops the touches behind it."""
+        touch = due.touch
+        assert touch.id is not None
+        try:
+            return compose(self._outgoing(tx, due, rendered, now))
+        except (HeaderInjection, UnicodeError) as exc:
+            tx.settle(touch.id, TouchState.HELD, f"the email cannot be written safely: {exc}")
+            self.metrics.send_failed(str(touch.kind), "other")
+            log.error(
+                "touch held: its email cannot be written safely",
+                extra={"loop": due.loop.ref, "kind": str(touch.kind), "problem": str(exc)},
+            )
+            return None
 
     def _why_not(self, due: DueTouch, now: datetime) -> tuple[TouchState, str] | None:
         touch, loop, customer = due.touch, due.loop, due.customer

@@ -22,7 +22,7 @@ quiet close         14 days after a check-in (or after an outcome with no check-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from daemon.domain.calendar import BusinessCalendar
@@ -103,6 +103,10 @@ class Timing:
     def business_days_after(self, moment: datetime, days: int) -> datetime:
         return self.calendar.add_business_days(moment, days, self.zone)
 
+    def later(self, moment: datetime, delta: timedelta) -> datetime:
+        """``moment`` plus ``delta`` on the customer's wall clock: a DST change in between keeps the hour."""
+        return (moment.astimezone(self.zone) + delta).astimezone(UTC)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PlannedTouch:
@@ -176,7 +180,7 @@ def touch_sent(loop: Loop, touch: Touch, *, may_check_in: bool, timing: Timing, 
                 return Change(loop=replace(sent, closes_at=now + cadence.check_in_close_after))
             check_in = PlannedTouch(
                 kind=TouchKind.CHECK_IN,
-                due_at=timing.humane(now + cadence.check_in_after),
+                due_at=timing.humane(timing.later(now, cadence.check_in_after)),
                 audience=Audience.CUSTOMER,
             )
             return Change(loop=replace(sent, closes_at=None), plan=(check_in,))

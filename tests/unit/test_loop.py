@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -270,3 +270,264 @@ def test_times_are_kept_aware() -> None:
     change = opened()
     assert all(p.due_at.tzinfo is not None for p in change.plan)
     assert change.loop.promised_by is not None and change.loop.promised_by.tzinfo is UTC
+
+
+# What each kind of reply does, from its words to the loop's change ---------------------------------------------
+
+from daemon.domain.replies import Intent, read_reply  # noqa: E402
+
+
+def outcome_sent_loop() -> Loop:
+    loop = replace(opened().loop, state=LoopState.ACKNOWLEDGED, outcome="We fixed the VAT number.")
+    return loops.touch_sent(loop, touch(TouchKind.OUTCOME), may_check_in=True, timing=TIMING, now=TUESDAY_10).loop
+
+
+def checked_in_loop() -> Loop:
+    later = TUESDAY_10 + timedelta(days=90)
+    return loops.touch_sent(outcome_sent_loop(), touch(TouchKind.CHECK_IN), may_check_in=True, timing=TIMING,
+                            now=later).loop  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answering", "words", "intent"),
+    [
+        (TouchKind.CHECK_IN, "All good now, thanks!", Intent.ALL_GOOD),
+        (TouchKind.CHECK_IN, "The invoice is wrong again: the VAT number changed back. Can you help?",
+         Intent.NEW_PROBLEM),
+        (TouchKind.OUTCOME, "No thanks.", Intent.DECLINE_CHECK_IN),
+        (TouchKind.OUTCOME, "Yes, feel free.", Intent.ALLOW_CHECK_IN),
+        (TouchKind.THANK_YOU, "Please stop emailing me.", Intent.STOP),
+        (TouchKind.ACKNOWLEDGEMENT, "One more thing: the invoice number is 2026-118.", Intent.UNSURE),
+    ],
+)  # fmt: skip
+def test_each_kind_of_reply_is_read_for_what_it_means(answering: TouchKind, words: str, intent: Intent) -> None:
+    assert read_reply(words, answering=answering) is intent
+
+
+def test_an_all_good_reply_to_the_check_in_plans_the_closing_which_closes_the_loop() -> None:
+    loop = checked_in_loop()
+    now = (loop.checked_in_at or TUESDAY_10) + timedelta(days=2)
+    change = loops.all_good(loop, answers="fine@example.com", timing=TIMING, now=now)
+    (closing,) = change.plan
+    assert closing.kind is TouchKind.CLOSING and closing.due_at == now and closing.answers == "fine@example.com"
+    assert change.cancel == frozenset(TouchKind) - {TouchKind.CLOSING}
+    assert change.loop.closes_at is None  # no quiet close while the closing is on its way
+    final = loops.touch_sent(change.loop, touch(TouchKind.CLOSING, note=closing.note), may_check_in=True,
+                             timing=TIMING, now=now).loop  # fmt: skip
+    assert final.state is LoopState.CLOSED and final.closed_at == now
+
+
+def test_a_new_problem_after_the_check_in_opens_a_linked_loop_with_its_own_acknowledgement() -> None:
+    old = checked_in_loop()
+    now = (old.checked_in_at or TUESDAY_10) + timedelta(days=1)
+    child = replace(new_loop(), id=8, ref="CL-CHLD", parent_id=old.id, opened_at=now)
+    opened_child = loops.open_loop(child, answers="again@example.com", timing=TIMING, now=now)
+    closed_old = loops.close(old, reason="continued in CL-CHLD", now=now)
+
+    assert opened_child.loop.parent_id == old.id and opened_child.loop.state is LoopState.RECEIVED
+    (ack,) = planned(opened_child, TouchKind.ACKNOWLEDGEMENT)
+    assert ack.answers == "again@example.com" and ack.due_at == now
+    assert opened_child.loop.promised_by is not None and opened_child.loop.promised_by > now
+    assert closed_old.loop.state is LoopState.CLOSED and closed_old.loop.close_reason == "continued in CL-CHLD"
+    assert closed_old.cancel == frozenset(TouchKind)
+
+
+def test_an_out_of_office_reply_moves_the_customers_touches_to_business_hours_after_the_return() -> None:
+    change = loops.pause(opened().loop, until=datetime(2026, 12, 5, tzinfo=BERLIN), timing=TIMING, now=TUESDAY_10)
+    # back on Saturday 5 December: nothing goes until Monday 09:00
+    assert change.defer_until == datetime(2026, 12, 7, 9, 0, tzinfo=BERLIN)
+    assert change.plan == () and change.cancel == frozenset()
+
+
+def test_a_return_date_already_past_pauses_the_default_few_days() -> None:
+    stale = TUESDAY_10 - timedelta(days=3)
+    change = loops.pause(opened().loop, until=stale, timing=TIMING, now=TUESDAY_10)
+    assert change.defer_until == loops.pause(opened().loop, until=None, timing=TIMING, now=TUESDAY_10).defer_until
+
+
+def test_a_reply_before_the_outcome_changes_nothing_but_tells_the_owner() -> None:
+    loop = replace(opened().loop, state=LoopState.ACKNOWLEDGED)
+    change = loops.hand_to_owner(loop, answers="more@example.com", note="over to you", now=TUESDAY_10)
+    assert replace(change.loop, closes_at=loop.closes_at) == loop
+    assert change.loop.promised_by == loop.promised_by and change.loop.follow_throughs == 0
+    assert change.cancel == frozenset() and change.defer_until is None
+
+
+def test_declining_the_check_in_cancels_only_the_check_in_and_lets_the_loop_close_quietly() -> None:
+    loop = outcome_sent_loop()
+    change = loops.check_in_declined(loop, timing=TIMING, now=TUESDAY_10 + timedelta(hours=3))
+    assert change.cancel == {TouchKind.CHECK_IN} and change.plan == ()
+    assert change.loop.closes_at == TUESDAY_10 + timedelta(hours=3, days=14)
+    assert loops.due_for_quiet_close(change.loop, TUESDAY_10 + timedelta(hours=3, days=14))
+
+
+def test_without_consent_the_outcome_plans_no_check_in_ever() -> None:
+    loop = replace(opened().loop, state=LoopState.ACKNOWLEDGED, outcome="Done.")
+    change = loops.touch_sent(loop, touch(TouchKind.OUTCOME), may_check_in=False, timing=TIMING, now=TUESDAY_10)
+    assert all(p.kind is not TouchKind.CHECK_IN for p in change.plan)
+
+
+def test_an_opt_out_closes_every_open_loop_with_all_touches_cancelled_and_nothing_goes_after() -> None:
+    for loop in (opened().loop, outcome_sent_loop(), checked_in_loop()):
+        change = loops.close(loop, reason="opted out (reply in CL-TEST)", now=TUESDAY_10)
+        assert change.loop.state is LoopState.CLOSED and change.cancel == frozenset(TouchKind)
+        assert change.loop.closes_at is None
+        assert all(loops.stale_reason(touch(kind), change.loop, TUESDAY_10) for kind in TouchKind)
+
+
+# Downtime: a pure stand-in for the dispatcher, run once after the daemon was away --------------------------------
+
+
+@dataclass(kw_only=True)
+class Queue:
+    """Planned touches as the touches table holds them, and what one dispatch pass did to them."""
+
+    loop: Loop
+    planned: list[loops.PlannedTouch]
+    sent: list[tuple[TouchKind, int, datetime]]
+    skipped: list[tuple[TouchKind, str]]
+
+    def apply(self, change: Change) -> None:
+        self.loop = change.loop
+        self.planned = [p for p in self.planned if p.kind not in change.cancel] + list(change.plan)
+
+    def dispatch(self, now: datetime) -> None:
+        """Everything due at ``now``, in due order, once; stale touches skipped with their reason."""
+        while due := sorted((p for p in self.planned if p.due_at <= now), key=lambda p: p.due_at):
+            planned_touch = due[0]
+            self.planned.remove(planned_touch)
+            sent = replace(touch(planned_touch.kind, planned_touch.sequence), due_at=planned_touch.due_at)
+            reason = loops.stale_reason(sent, self.loop, now)
+            if reason is not None:
+                self.skipped.append((planned_touch.kind, reason))
+                continue
+            self.sent.append((planned_touch.kind, planned_touch.sequence, planned_touch.due_at))
+            self.apply(loops.touch_sent(self.loop, sent, may_check_in=True, timing=TIMING, now=now))
+
+
+def queue_after_the_acknowledgement() -> Queue:
+    change = opened()
+    queue = Queue(loop=change.loop, planned=list(change.plan), sent=[], skipped=[])
+    queue.dispatch(TUESDAY_10)
+    assert [kind for kind, _, _ in queue.sent] == [TouchKind.ACKNOWLEDGEMENT, TouchKind.STAFF_NOTIFICATION]
+    queue.sent.clear()
+    return queue
+
+
+def test_back_after_three_days_with_an_outcome_recorded_meanwhile_sends_only_the_outcome() -> None:
+    queue = queue_after_the_acknowledgement()
+    thursday = datetime(2026, 11, 26, 12, 0, tzinfo=BERLIN)
+    queue.apply(loops.record_outcome(queue.loop, "We fixed it.", timing=TIMING, now=thursday))
+
+    queue.dispatch(datetime(2026, 11, 27, 11, 0, tzinfo=BERLIN))
+
+    assert [(kind, due) for kind, _, due in queue.sent] == [(TouchKind.OUTCOME, thursday)]
+    assert queue.skipped == []  # the thank-you was cancelled with the outcome, not left to go stale
+    assert [p.kind for p in queue.planned] == [TouchKind.CHECK_IN]
+
+
+def test_back_after_three_days_without_an_outcome_skips_the_stale_thank_you_and_sends_one_update() -> None:
+    queue = queue_after_the_acknowledgement()
+    monday = datetime(2026, 11, 30, 11, 0, tzinfo=BERLIN)  # down since Tuesday; the promise passed on Friday
+
+    queue.dispatch(monday)
+    queue.dispatch(monday)  # a second pass at the same moment sends nothing more
+
+    assert queue.skipped == [(TouchKind.THANK_YOU, "the promised date has passed; the follow-through speaks instead")]
+    assert [(kind, seq) for kind, seq, _ in queue.sent] == [
+        (TouchKind.FOLLOW_THROUGH, 1),
+        (TouchKind.STAFF_REMINDER, 1),
+    ]
+    assert local(queue.loop.promised_by or monday) == datetime(2026, 12, 3, 17, 0, tzinfo=BERLIN)
+    assert all(p.due_at > monday for p in queue.planned)
+
+
+def test_back_after_weeks_away_sends_one_update_not_a_burst_of_three() -> None:
+    queue = queue_after_the_acknowledgement()
+    back = datetime(2026, 12, 21, 10, 0, tzinfo=BERLIN)
+
+    queue.dispatch(back)
+
+    assert [kind for kind, _, _ in queue.sent].count(TouchKind.FOLLOW_THROUGH) == 1
+    assert queue.loop.follow_throughs == 1
+    (update,) = [p for p in queue.planned if p.kind is TouchKind.FOLLOW_THROUGH]
+    assert update.sequence == 2 and local(update.due_at) == datetime(2026, 12, 25, 9, 0, tzinfo=BERLIN)
+
+
+# DST, as it flows through planning, in three zones ---------------------------------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+SYDNEY = ZoneInfo("Australia/Sydney")
+
+
+def timing_in(zone: ZoneInfo) -> Timing:
+    """The team in Berlin; the customer (whose hours count) in ``zone``."""
+    return Timing(calendar=BusinessCalendar(zone=BERLIN), zone=zone, cadence=Cadence())
+
+
+def wall(moment: datetime | None, zone: ZoneInfo) -> tuple[int, int, int, int, int]:
+    assert moment is not None
+    at = moment.astimezone(zone)
+    return at.year, at.month, at.day, at.hour, at.minute
+
+
+# A Thursday before each zone's transition Sunday: the promise and the first update fall after it.
+TRANSITION_WEEKS = [
+    pytest.param(NEW_YORK, (2026, 3, 5), (2026, 3, 6), (2026, 3, 10), (2026, 3, 11), id="new-york-spring"),
+    pytest.param(NEW_YORK, (2026, 10, 29), (2026, 10, 30), (2026, 11, 3), (2026, 11, 4), id="new-york-autumn"),
+    pytest.param(BERLIN, (2026, 3, 26), (2026, 3, 27), (2026, 3, 31), (2026, 4, 1), id="berlin-spring"),
+    pytest.param(BERLIN, (2026, 10, 22), (2026, 10, 23), (2026, 10, 27), (2026, 10, 28), id="berlin-autumn"),
+    pytest.param(SYDNEY, (2026, 4, 2), (2026, 4, 3), (2026, 4, 7), (2026, 4, 8), id="sydney-autumn"),
+    pytest.param(SYDNEY, (2026, 10, 1), (2026, 10, 2), (2026, 10, 6), (2026, 10, 7), id="sydney-spring"),
+]
+
+
+@pytest.mark.parametrize(("zone", "written", "thanks", "promised", "update"), TRANSITION_WEEKS)
+def test_dst_does_not_shift_the_thank_you_promise_or_updates(
+    zone: ZoneInfo,
+    written: tuple[int, int, int],
+    thanks: tuple[int, int, int],
+    promised: tuple[int, int, int],
+    update: tuple[int, int, int],
+) -> None:
+    timing = timing_in(zone)
+    now = datetime(*written, 10, 0, tzinfo=zone)
+    change = loops.open_loop(new_loop(), answers=None, timing=timing, now=now)
+
+    (thank_you,) = planned(change, TouchKind.THANK_YOU)
+    assert wall(thank_you.due_at, zone) == (*thanks, 10, 0)
+    assert wall(change.loop.promised_by, zone) == (*promised, 17, 0)
+    first = planned(change, TouchKind.FOLLOW_THROUGH)[0]
+    assert wall(first.due_at, zone) == (*update, 9, 0)
+    assert [p.due_at for p in planned(change, TouchKind.STAFF_REMINDER)] == [first.due_at]
+
+    # The update sent at 09:00 promises three business days on, closing time, still on the local clock.
+    sent = loops.touch_sent(change.loop, touch(TouchKind.FOLLOW_THROUGH, 1), may_check_in=True, timing=timing,
+                            now=first.due_at)  # fmt: skip
+    assert wall(sent.loop.promised_by, zone)[3:] == (17, 0)
+    (second,) = planned(sent, TouchKind.FOLLOW_THROUGH)
+    assert wall(second.due_at, zone)[3:] == (9, 0)
+    assert len({p.due_at for p in change.plan if p.kind is TouchKind.FOLLOW_THROUGH}) == 1  # planned once
+
+
+# An outcome sent at 16:30 local about ninety days before a transition: the check-in keeps its hour.
+CHECK_IN_ACROSS = [
+    pytest.param(NEW_YORK, (2026, 12, 16), (2027, 3, 16), id="new-york-spring"),
+    pytest.param(NEW_YORK, (2026, 8, 5), (2026, 11, 3), id="new-york-autumn"),
+    pytest.param(BERLIN, (2026, 1, 7), (2026, 4, 7), id="berlin-spring"),
+    pytest.param(BERLIN, (2026, 7, 29), (2026, 10, 27), id="berlin-autumn"),
+    pytest.param(SYDNEY, (2026, 1, 7), (2026, 4, 7), id="sydney-autumn"),
+    pytest.param(SYDNEY, (2026, 7, 8), (2026, 10, 6), id="sydney-spring"),
+]
+
+
+@pytest.mark.parametrize(("zone", "sent_on", "check_in_on"), CHECK_IN_ACROSS)
+def test_dst_does_not_shift_the_check_in_ninety_days_later(
+    zone: ZoneInfo, sent_on: tuple[int, int, int], check_in_on: tuple[int, int, int]
+) -> None:
+    sent_at = datetime(*sent_on, 16, 30, tzinfo=zone)
+    loop = replace(opened().loop, state=LoopState.ACKNOWLEDGED, outcome="Done.")
+    change = loops.touch_sent(loop, touch(TouchKind.OUTCOME), may_check_in=True, timing=timing_in(zone),
+                              now=sent_at.astimezone(UTC))  # fmt: skip
+    (check_in,) = planned(change, TouchKind.CHECK_IN)
+    assert wall(check_in.due_at, zone) == (*check_in_on, 16, 30)

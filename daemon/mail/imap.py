@@ -80,6 +80,7 @@ class ImapMailbox:
             self.close()
             raise MailboxError(self.inbox, _describe(exc)) from exc
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
+        self._announced()  # SELECT counts what is there; the first search reads it
         permanent = selected.get(b"PERMANENTFLAGS", ())
         self._keywords_allowed = rb"\*" in permanent or s.processed_keyword.encode() in permanent
         return self.uidvalidity
@@ -105,6 +106,7 @@ class ImapMailbox:
 
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above ``last_uid``, ascending (``n:*`` also answers the highest UID, so filter)."""
+        self._announced()  # this search answers every announcement so far
         found = self._call(lambda c: c.search(["UID", f"{last_uid + 1}:*"]))
         return sorted(uid for uid in found if uid > last_uid)
 
@@ -147,6 +149,8 @@ class ImapMailbox:
             stop.wait(min(seconds, self.settings.poll_seconds))
             return False
         client = self._require()
+        if self._announced():
+            return True
         deadline = min(seconds, self.settings.idle_renew_minutes * 60)
         try:
             client.idle()
@@ -161,6 +165,17 @@ class ImapMailbox:
             self.close()
             raise MailboxError(self.inbox, _describe(exc)) from exc
         return news
+
+    def _announced(self) -> bool:
+        """Whether the server announced new mail (EXISTS, RECENT) in an answer since the last time we asked.
+
+        A server tells of new mail in the answer to whatever command comes next — a FETCH or the STORE that
+        marks a batch — and imaplib keeps those untagged answers aside. IDLE does not repeat them: without this
+        check, mail that arrived during a pass would wait for the next IDLE renewal (minutes).
+        """
+        pending = self._require()._imap.untagged_responses
+        exists, recent = pending.pop("EXISTS", None), pending.pop("RECENT", None)
+        return bool(exists or recent)
 
     def noop(self) -> None:
         self._call(lambda c: c.noop())

@@ -108,6 +108,22 @@ def test_idle_wakes_on_new_mail(imap_account: ImapAccount) -> None:
         mailbox.close()
 
 
+def test_mail_announced_during_a_pass_ends_the_wait_at_once(imap_account: ImapAccount) -> None:
+    imap_account.append(mails.customer(1))
+    mailbox = ImapMailbox("support", imap_settings(imap_account))
+    mailbox.open()
+    try:
+        uids = mailbox.uids_after(0)
+        imap_account.append(mails.customer(2))  # arrives while the pass is busy…
+        mailbox.mark_processed(uids)  # …and the server says so in the answer to this STORE, not in IDLE
+        started = time.monotonic()
+        assert mailbox.wait(20, threading.Event()) is True
+        assert time.monotonic() - started < 1
+        assert mailbox.uids_after(uids[-1]) == [uids[-1] + 1]
+    finally:
+        mailbox.close()
+
+
 def test_wait_returns_when_stopped(imap_account: ImapAccount) -> None:
     mailbox = ImapMailbox("support", imap_settings(imap_account))
     mailbox.open()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from functools import cache
 from zoneinfo import ZoneInfo
 
 # Populous zones tried, in order, when a customer's Date header shows only a UTC offset. The first whose offset
@@ -92,10 +93,17 @@ def customer_zone(offset_minutes: int | None, team_zone: tzinfo, at: datetime) -
     if offset_minutes is None:
         return team_zone
     offset = timedelta(minutes=offset_minutes)
-    for zone in (team_zone, *map(ZoneInfo, LIKELY_ZONES)):
+    for zone in (team_zone, *_likely_zones()):
         if at.astimezone(zone).utcoffset() == offset:
             return zone
     return timezone(offset)
+
+
+@cache
+def _likely_zones() -> tuple[ZoneInfo, ...]:
+    """:data:`LIKELY_ZONES`, loaded once: ``ZoneInfo`` keeps only the last 8 zones it loaded, so looking them
+    up one by one would read the zone files again for every customer."""
+    return tuple(map(ZoneInfo, LIKELY_ZONES))
 
 
 def _at(day: date, clock: time, zone: tzinfo) -> datetime:

@@ -29,7 +29,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.pool import NullPool
 
 from daemon.domain.model import (
     Classification,
@@ -192,7 +191,8 @@ def _engine(url: str, *, echo: bool) -> Engine:
         return create_engine(url, echo=echo, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, poolclass=NullPool, connect_args={"timeout": 60})
+    # Pooled: a new connection costs its PRAGMAs, and closing the last one checkpoints the WAL.
+    engine = create_engine(url, echo=echo, connect_args={"timeout": 60})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,8 +1,10 @@
 """An aiosmtpd server on loopback that keeps what it is sent and fails on request."""
 
 import asyncio
+import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,6 +18,9 @@ from .tls import TlsFiles
 
 Mode = Literal["plain", "starttls", "implicit"]
 Stage = Literal["RCPT", "DATA"]
+Keep = Literal["messages", "arrivals"]
+
+KIND_HEADER = re.compile(rb"^X-Closeloop-Kind:[ \t]*(\S+)", re.MULTILINE | re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +34,15 @@ class Received:
     arrived: float  # time.monotonic()
     tls: bool
     username: str | None  # the AUTH identity of the session, if it authenticated
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arrival:
+    """One accepted message as a benchmark needs it: its recipients, its ``X-Closeloop-Kind`` and when."""
+
+    rcpt_tos: tuple[str, ...]
+    kind: str
+    arrived: float  # time.monotonic()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +73,8 @@ class SmtpSink:
     ``mode`` is ``plain``, ``starttls`` (STARTTLS offered, required with ``require_starttls``) or
     ``implicit`` (TLS from the first byte). With ``credentials`` the server offers AUTH PLAIN and LOGIN
     (after STARTTLS in ``starttls`` mode) and refuses MAIL FROM with 530 until the client authenticates.
+    With ``keep="arrivals"`` it neither parses nor keeps the messages: it records an :class:`Arrival` for
+    each (see :meth:`wait_for_arrivals`), fast enough to measure a sender against.
     """
 
     def __init__(
@@ -68,6 +84,7 @@ class SmtpSink:
         tls: TlsFiles | None = None,
         require_starttls: bool = False,
         credentials: tuple[str, str] | None = None,
+        keep: Keep = "messages",
     ) -> None:
         if mode != "plain" and tls is None:
             raise ValueError(f"mode {mode!r} needs tls files")
@@ -75,8 +92,11 @@ class SmtpSink:
         self.port = free_port()
         self.mode = mode
         self.credentials = credentials
+        self.keep = keep
         self._changed = threading.Condition()
         self._messages: list[Received] = []
+        self._arrivals: list[Arrival] = []
+        self._kinds: Counter[str] = Counter()
         self._logins: list[Login] = []
         self._failures: dict[Stage, list[str]] = {"RCPT": [], "DATA": []}
         self._drops = 0
@@ -140,10 +160,31 @@ class SmtpSink:
                 raise AssertionError(f"expected {count} messages within {timeout}s, got {subjects}")
             return list(self._messages)
 
+    def wait_for_arrivals(self, count: int, timeout: float = 10.0, *, kind: str | None = None) -> list[Arrival]:
+        """Like :meth:`wait_for`, for a sink that keeps arrivals: ``count`` of them (of ``kind``, if given).
+
+        :raises AssertionError: when ``timeout`` seconds pass first.
+        """
+
+        def arrived() -> int:
+            return len(self._arrivals) if kind is None else self._kinds[kind]
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: arrived() >= count, timeout):
+                raise AssertionError(f"expected {count} {kind or 'messages'} within {timeout}s, got {arrived()}")
+            return list(self._arrivals)
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        with self._changed:
+            return list(self._arrivals)
+
     def clear(self) -> None:
         """Forget received messages, logins and pending faults."""
         with self._changed:
             self._messages.clear()
+            self._arrivals.clear()
+            self._kinds.clear()
             self._logins.clear()
             self._failures = {"RCPT": [], "DATA": []}
             self._drops = 0
@@ -200,7 +241,11 @@ class SmtpSink:
                 return "421 4.3.0 dropped"  # never reaches the client
             if self._failures["DATA"]:
                 return self._failures["DATA"].pop(0)
-            self._messages.append(self._received(server, session, envelope))
+            if self.keep == "arrivals":
+                self._arrivals.append(_arrival(envelope))
+                self._kinds[self._arrivals[-1].kind] += 1
+            else:
+                self._messages.append(self._received(server, session, envelope))
             self._changed.notify_all()
         return "250 OK"
 
@@ -226,3 +271,14 @@ class SmtpSink:
         with self._changed:
             self._logins.append(Login(mechanism=mechanism, username=username, password=password, accepted=accepted))
         return AuthResult(success=accepted, handled=False, auth_data=username if accepted else None)
+
+
+def _arrival(envelope: Envelope) -> Arrival:
+    raw = envelope.original_content or b""
+    headers_end = raw.find(b"\r\n\r\n")
+    found = KIND_HEADER.search(raw, 0, headers_end if headers_end >= 0 else len(raw))
+    return Arrival(
+        rcpt_tos=tuple(envelope.rcpt_tos),
+        kind=found.group(1).decode() if found else "",
+        arrived=time.monotonic(),
+    )

@@ -101,9 +101,10 @@ class SmtpSender:
             return self._connection
         s = self.settings
         context = tls_context(s.ca_file) if s.security != "none" else None
+        connection: smtplib.SMTP | None = None
         try:
             if s.security == "tls":
-                connection: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds, context=context)
+                connection = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds, context=context)
             else:
                 connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
             connection.ehlo()
@@ -116,8 +117,10 @@ class SmtpSender:
             if s.username and s.password:
                 connection.login(s.username, s.password.get_secret_value())
         except smtplib.SMTPAuthenticationError as exc:
+            _abandon(connection)
             raise TransientSendError(f"SMTP login refused for {s.username} ({exc.smtp_code})") from exc
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+            _abandon(connection)
             raise TransientSendError(f"cannot reach {s.host}:{s.port}: {exc}") from exc
         self._connection = connection
         return connection
@@ -137,6 +140,12 @@ class SmtpSender:
             connection.quit()
         except (OSError, smtplib.SMTPException):
             connection.close()
+
+
+def _abandon(connection: smtplib.SMTP | None) -> None:
+    """Close a connection that failed on the way (greeting, STARTTLS, certificate, login): no socket is left open."""
+    if connection is not None:
+        connection.close()
 
 
 def _by_code(code: int, text: bytes | str) -> SendError:

@@ -9,8 +9,9 @@ Validation uses pydantic (well-kept, precise error locations); every error is re
 
 from __future__ import annotations
 
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -85,6 +86,9 @@ def _resolve_path(value: str | Path, info: ValidationInfo) -> Path:
     return path if path.is_absolute() or base is None else base / path
 
 
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
 def _path(value: object, info: ValidationInfo) -> object:
     return _resolve_path(value, info) if isinstance(value, str | Path) else value
 
@@ -100,6 +104,11 @@ class Section(BaseModel):
 class Database(Section):
     url: str = "sqlite:///data/closeloop.db"
     echo: bool = False
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The URL is the one setting that may embed a password (``postgresql://user:pw@host/db``): not in a repr."""
+        for name, value in super().__repr_args__():
+            yield name, _PASSWORD_IN_URL.sub(r"\1***@", value) if name == "url" else value
 
     @field_validator("url")
     @classmethod

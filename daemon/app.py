@@ -28,6 +28,7 @@ from daemon.render import Renderer
 from daemon.service import Closeloop, PassReport
 from daemon.store.repository import Store
 from daemon.store.stats import current_figures
+from daemon.templates_watch import TemplatesWatch
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class App:
         )
         self.metrics = Metrics(self.figures)
         self.service = Closeloop(settings, self.store, self.renderer, metrics=self.metrics)
+        self.templates = TemplatesWatch(settings, self.store, self.renderer)
 
     def figures(self) -> dict[str, float]:
         """Database figures for ``/metrics``, read at each scrape."""
@@ -110,6 +112,7 @@ class App:
                 log.error("inbox pass failed", extra={"inbox": inbox.name, "error": exc.reason})
                 report.failures.append(str(exc))
         report.closed = self.service.housekeeping(self.clock())
+        self.templates.look(self.clock(), tell_staff=False)  # logs problems; releases held touches once they pass
         report.dispatched = self.dispatch_all()
         return report
 
@@ -174,6 +177,7 @@ class Daemon:
     def start(self) -> None:
         tick = self.app.settings.daemon.tick_seconds
         now = self.app.clock()
+        self.app.templates.look(now, tell_staff=False)  # the start-up check; the first dispatch mails the team
         self.scheduler.add_job(self._dispatch, "interval", seconds=tick, id="dispatch", next_run_time=now)
         self.scheduler.add_job(
             self._housekeeping, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping", next_run_time=now
@@ -209,6 +213,7 @@ class Daemon:
         while not self.stop.is_set():
             self.wake_pending.clear()
             try:
+                self.app.templates.look(self.app.clock())
                 reports = self.app.dispatch_all()
             except Exception:
                 log.exception("dispatch failed; will retry on the next tick")

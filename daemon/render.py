@@ -28,6 +28,7 @@ import hashlib
 import os
 import re
 import string
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -41,7 +42,7 @@ import css_inline
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, tokenize_pattern, untokenize_pattern
 from jinja2 import (
-    FileSystemLoader,
+    BaseLoader,
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
@@ -52,6 +53,7 @@ from jinja2 import (
 )
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, TemplateRuntimeError
+from jinja2.loaders import split_template_path
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
@@ -59,9 +61,9 @@ from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
 from daemon.domain.model import TouchKind
+from daemon.template_folder import MAX_TEMPLATE_CHARS, FolderSnapshot, folder_stamp, read_folder
 
 SUBJECT_MAX_CHARS = 200
-MAX_TEMPLATE_CHARS = 256_000  # a template file larger than this is refused before Jinja compiles it
 MAX_INT_BITS = 16_384  # integers a template may build with * and ** (about 4,900 digits)
 WORK_FACTOR = 20  # a render may build at most WORK_FACTOR * max_output_chars characters of values in all
 
@@ -442,23 +444,35 @@ class _Guards(NodeTransformer):
         return nodes.Filter(parts, _CONCAT, [], [], None, None, lineno=node.lineno)
 
 
-class _Loader(FileSystemLoader):
-    """Reads templates as UTF-8, refuses oversized files, and remembers each source's digest for versions."""
+class _Loader(BaseLoader):
+    """Serves one :class:`FolderSnapshot`: names are relative to the templates folder, never outside it."""
 
-    def __init__(self, directory: Path) -> None:
-        super().__init__(str(directory), encoding="utf-8", followlinks=False)
-        self.digests: dict[str, str] = {}
-        self._inside = os.path.realpath(directory) + os.sep
+    def __init__(self, snapshot: FolderSnapshot) -> None:
+        self.snapshot = snapshot
 
     def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
-        if not os.path.realpath(filename).startswith(self._inside):
-            raise SecurityError(f"{template} is a symbolic link out of the templates folder")
-        if len(source) > MAX_TEMPLATE_CHARS:
-            raise TemplateSyntaxError(f"template file is larger than {MAX_TEMPLATE_CHARS} characters", 1, template)
-        self.digests[template] = hashlib.sha256(source.encode("utf-8")).hexdigest()
-        assert uptodate is not None
-        return source, filename, uptodate
+        name = "/".join(split_template_path(template))  # refuses ".." like Jinja's FileSystemLoader
+        refusal = self.snapshot.refused.get(name)
+        if refusal is not None:
+            if refusal.security:
+                raise SecurityError(f"{name} {refusal.message}")
+            raise _UnusableFile(name, refusal.line, refusal.message)
+        source = self.snapshot.sources.get(name)
+        if source is None:
+            raise TemplateNotFound(template)
+        return source, self.snapshot.root + name.replace("/", os.sep), _unchanging
+
+
+def _unchanging() -> bool:
+    return True  # a snapshot never changes; a new version of the folder gets a new environment
+
+
+class _UnusableFile(TemplateRuntimeError):
+    """A file of the folder that cannot be used (too large, not UTF-8, unreadable); reported at that file."""
+
+    def __init__(self, path: str, line: int | None, reason: str) -> None:
+        self.path, self.line, self.reason = path, line, reason
+        super().__init__(f"{path}: {reason}")
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -471,7 +485,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             loader=loader,
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             undefined=StrictUndefined,
-            auto_reload=True,
+            auto_reload=False,  # a version of the folder never changes; an edit is a new version
             trim_blocks=True,
             lstrip_blocks=True,
             finalize=self._finalize,
@@ -688,15 +702,50 @@ class _TouchFiles:
         ]
 
 
+@dataclass(frozen=True, kw_only=True)
+class Refresh:
+    """What :meth:`Renderer.refresh` found.
+
+    ``problems`` are those of the files on disk; while there are any, renders use the last version that passed
+    the check (``fallback``) or, when no version has passed since the renderer started, the files on disk as they
+    are: a touch whose templates work is rendered, one whose templates fail raises :class:`TemplateError`.
+    """
+
+    changed: bool  # the files differ from the previous look (the first look counts as a change)
+    generation: int  # how many changes the renderer has seen, whoever made it look: compare with an earlier one
+    problems: tuple[TemplateProblem, ...]
+    version: str  # of the whole folder as renders use it now
+    fallback: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Options:
+    default_language: str
+    max_output_chars: int
+    time_limit: float
+
+
 class Renderer:
     """Renders touches from the templates folder ``directory``; see the module docstring for the rules.
 
-    One instance serves the whole daemon (thread-safe; Jinja caches compiled templates and, with
-    ``auto_reload``, recompiles a file the next time it is used after it changed).
+    One instance serves the whole daemon and is thread-safe. It renders from the last version of the folder that
+    passed :meth:`check` with the sample contexts: an edit is looked for at most every ``reload_interval``
+    seconds (and at every :meth:`refresh`), checked, and used from the next render on when it passes. A broken
+    edit leaves the last good version in use and shows in :meth:`problems`.
     """
 
     def __init__(
-        self, directory: Path, *, max_output_chars: int = 200_000, time_limit: float = 2.0, default_language: str = "en"
+        self,
+        directory: Path,
+        *,
+        max_output_chars: int = 200_000,
+        time_limit: float = 2.0,
+        default_language: str = "en",
+        reload_interval: float = 1.0,
     ) -> None:
         default = language_tag(default_language)
         if default is None:
@@ -705,13 +754,19 @@ class Renderer:
         self.default_language = default
         self.max_output_chars = max_output_chars
         self.time_limit = time_limit
-        self._prefix = str(self.directory) + os.sep
-        self._loader = _Loader(self.directory)
-        self._env = _Sandbox(self._loader, max_output_chars)
+        self.reload_interval = reload_interval
+        self._options = _Options(default_language=default, max_output_chars=max_output_chars, time_limit=time_limit)
         # css_inline (Servo's html5ever + cssparser, in Rust) moves the layout's <style> rules into style=""
         # attributes, which Gmail and Outlook need; it is fast, well kept, and never fetches remote stylesheets
         # with load_remote_stylesheets=False. @media rules stay in a <style> block for clients that read it.
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        self._lock = threading.Lock()  # one look at the folder at a time
+        self._disk: FolderSnapshot | None = None  # the folder as last read
+        self._live: _Templates | None = None  # what renders use
+        self._passed = False  # the live version passed the check
+        self._problems: tuple[TemplateProblem, ...] = ()
+        self._generation = 0
+        self._next_look = 0.0  # time.monotonic() after which a render looks at the folder again
 
     def render(
         self, kind: str, context: Mapping[str, object], *, language: str | None = None, inbox: str | None = None
@@ -726,7 +781,92 @@ class Renderer:
         if kind not in _KINDS:
             raise TemplateError([TemplateProblem(path="", line=None, message=f"unknown touch kind {kind!r}")])
         tag = language_tag(re.split(r"[,;\s]", language.strip(), maxsplit=1)[0]) if language else None
-        files = self._resolve(kind, tag or self.default_language, self._inbox_folder(inbox))
+        return self._templates().render(kind, context, tag, _inbox_folder(inbox))
+
+    def check(self, contexts: Iterable[tuple[str, Mapping[str, object]]] | None = None) -> list[TemplateProblem]:
+        """Render every template on disk against the sample contexts (complete and minimal) and ``contexts``.
+
+        Reports syntax errors, undefined variables, sandbox violations, limits, missing subject or text, and
+        files or folders whose names the renderer does not know. An empty list means all is well. What renders
+        use does not change; that is :meth:`refresh`'s work.
+        """
+        return _Templates(read_folder(self.directory), self._options, self._inliner).check(contexts)
+
+    def problems(self) -> list[TemplateProblem]:
+        """The problems of the files on disk as of the latest look (empty: they are what renders use)."""
+        self._templates()
+        return list(self._problems)
+
+    def refresh(self) -> Refresh:
+        """Look at the templates folder now; when it changed, check it, and use it from now on if it passes.
+
+        Cheap when nothing changed (a listing of names, sizes and mtimes). A change costs one :meth:`check`
+        with the sample contexts.
+        """
+        with self._lock:
+            return self._look()
+
+    def _templates(self) -> _Templates:
+        """The version renders use, after a look at the folder if the last one is ``reload_interval`` old."""
+        live = self._live
+        due = live is None or time.monotonic() >= self._next_look
+        if due and self._lock.acquire(blocking=live is None):  # a render never waits for another's check
+            try:
+                self._look()
+            finally:
+                self._lock.release()
+        assert self._live is not None
+        return self._live
+
+    def _look(self) -> Refresh:
+        self._next_look = time.monotonic() + self.reload_interval
+        disk = self._disk
+        if disk is not None and disk.settled and folder_stamp(self.directory) == disk.stamp:
+            return self._state(changed=False)
+        snapshot = read_folder(self.directory)
+        if disk is not None and snapshot.version == disk.version:
+            self._disk = snapshot  # the same files, with a newer stamp
+            return self._state(changed=False)
+        templates = _Templates(snapshot, self._options, self._inliner)
+        problems = tuple(templates.check())
+        self._disk, self._problems, self._generation = snapshot, problems, self._generation + 1
+        if not problems or not self._passed:
+            self._live, self._passed = templates, not problems
+        return self._state(changed=True)
+
+    def _state(self, *, changed: bool) -> Refresh:
+        assert self._live is not None
+        return Refresh(
+            changed=changed,
+            generation=self._generation,
+            problems=self._problems,
+            version=self._live.version,
+            fallback=bool(self._problems) and self._passed,
+        )
+
+
+def _inbox_folder(inbox: str | None) -> str | None:
+    if not inbox:
+        return None
+    if not _INBOX_RE.fullmatch(inbox):
+        raise TemplateError([TemplateProblem(path=inbox, line=None, message="not a valid inbox folder name")])
+    return inbox
+
+
+class _Templates:
+    """One version of the templates folder, and the sandbox that runs it (it keeps the compiled templates)."""
+
+    def __init__(self, snapshot: FolderSnapshot, options: _Options, inliner: css_inline.CSSInliner) -> None:
+        self.snapshot, self.options, self._inliner = snapshot, options, inliner
+        self.default_language = options.default_language
+        self._env = _Sandbox(_Loader(snapshot), options.max_output_chars)
+
+    @property
+    def version(self) -> str:
+        return self.snapshot.version[:12]
+
+    def render(self, kind: str, context: Mapping[str, object], tag: str | None, inbox: str | None) -> RenderedTouch:
+        files = self._resolve(kind, tag or self.default_language, inbox)
         problems = files.missing()
         if problems:
             raise TemplateError(problems)
@@ -734,11 +874,6 @@ class Renderer:
         return self._render_files(files, values)
 
     def check(self, contexts: Iterable[tuple[str, Mapping[str, object]]] | None = None) -> list[TemplateProblem]:
-        """Render every template found against the sample contexts (complete and minimal) and ``contexts``.
-
-        Reports syntax errors, undefined variables, sandbox violations, limits, missing subject or text, and
-        files or folders whose names the renderer does not know. An empty list means all is well.
-        """
         problems: list[TemplateProblem] = []
         extra: dict[str, list[Mapping[str, object]]] = {}
         for kind, context in contexts or ():
@@ -758,13 +893,6 @@ class Renderer:
         return list(dict.fromkeys(problems))
 
     # -- resolution ------------------------------------------------------------------------------------------
-
-    def _inbox_folder(self, inbox: str | None) -> str | None:
-        if not inbox:
-            return None
-        if not _INBOX_RE.fullmatch(inbox):
-            raise TemplateError([TemplateProblem(path=inbox, line=None, message="not a valid inbox folder name")])
-        return inbox
 
     def _candidates(self, tag: str, inbox: str | None) -> list[tuple[str, str]]:
         """(folder, folder language) in the order of the resolution rule."""
@@ -788,11 +916,11 @@ class Renderer:
         )
 
     def _files_in(self, folder: str, kind: str, language: str) -> _TouchFiles | None:
-        base = f"{self._prefix}{folder}{os.sep}{kind}"
-        names = [f"{folder}/{kind}{suffix}" if os.path.isfile(base + suffix) else None for _, suffix in _PARTS]
-        if not any(names):
+        names = [f"{folder}/{kind}{suffix}" for _, suffix in _PARTS]
+        found = [name if self.snapshot.is_file(name) else None for name in names]
+        if not any(found):
             return None
-        return _TouchFiles(folder, kind, language, names[0], names[1], names[2])
+        return _TouchFiles(folder, kind, language, found[0], found[1], found[2])
 
     def _date_locale(self, customer: str | None, folder_language: str) -> Locale:
         """Dates follow the customer's own variant when the template is in their language, else the template's."""
@@ -804,7 +932,7 @@ class Renderer:
 
     def _render_files(self, files: _TouchFiles, values: dict[str, Any]) -> RenderedTouch:
         assert files.subject is not None and files.text is not None
-        budget = _Budget(self.time_limit, WORK_FACTOR * self.max_output_chars)
+        budget = _Budget(self.options.time_limit, WORK_FACTOR * self.options.max_output_chars)
         used: set[str] = set()
         budget_token, used_token = _BUDGET.set(budget), _USED.set(used)
         try:
@@ -829,7 +957,7 @@ class Renderer:
     def _generate(self, template: JinjaTemplate, values: Mapping[str, Any]) -> str:
         budget = _BUDGET.get()
         chunks: list[str] = []
-        size, limit = 0, self.max_output_chars
+        size, limit = 0, self.options.max_output_chars
         stream = cast(Generator[str, None, None], template.generate(values))
         try:
             for chunk in stream:
@@ -856,12 +984,15 @@ class Renderer:
             raise TemplateError([TemplateProblem(path=name, line=None, message=f"CSS: {exc}")]) from None
 
     def _version(self, used: set[str]) -> str:
+        """The files a render used and their contents, as 12 hex digits."""
         digest = hashlib.sha256()
         for name in sorted(used):
-            digest.update(f"{name}\0{self._loader.digests.get(name, '')}\0".encode())
+            digest.update(f"{name}\0{self.snapshot.digests.get(name, '')}\0".encode())
         return digest.hexdigest()[:12]
 
     def _problem(self, exc: BaseException, name: str) -> TemplateProblem:
+        if isinstance(exc, _UnusableFile):
+            return TemplateProblem(path=exc.path, line=exc.line, message=exc.reason)
         if isinstance(exc, TemplateSyntaxError):
             path = exc.name or self._relative(exc.filename or "") or name
             return TemplateProblem(path=path, line=exc.lineno, message=f"syntax error: {exc.message}")
@@ -879,18 +1010,18 @@ class Renderer:
         return found
 
     def _relative(self, filename: str) -> str | None:
-        if not filename.startswith(self._prefix):
+        root = self.snapshot.root
+        if not filename.startswith(root):
             return None
-        return filename[len(self._prefix) :].replace(os.sep, "/")
+        return filename[len(root) :].replace(os.sep, "/")
 
     # -- check -------------------------------------------------------------------------------------------------
 
     def _touch_folders(self, problems: list[TemplateProblem]) -> list[tuple[str, str]]:
         """Every folder that may hold touch templates, with its language; reports folders it does not know."""
         folders: list[tuple[str, str]] = []
-        for entry in _entries(self.directory):
-            name = entry.name
-            if not entry.is_dir():
+        for name, is_folder in self.snapshot.entries(""):
+            if not is_folder:
                 if not name.startswith("_") and not name.upper().startswith("README"):
                     problems.append(
                         TemplateProblem(
@@ -920,14 +1051,14 @@ class Renderer:
 
     def _inbox_languages(self, inbox: str, problems: list[TemplateProblem]) -> list[tuple[str, str]]:
         folders = []
-        for entry in _entries(self.directory / inbox):
-            if entry.is_dir() and not entry.name.startswith("_"):
-                if language_tag(entry.name) == entry.name:
-                    folders.append((f"{inbox}/{entry.name}", entry.name))
+        for name, is_folder in self.snapshot.entries(inbox):
+            if is_folder and not name.startswith("_"):
+                if language_tag(name) == name:
+                    folders.append((f"{inbox}/{name}", name))
                 else:
                     problems.append(
                         TemplateProblem(
-                            path=f"{inbox}/{entry.name}",
+                            path=f"{inbox}/{name}",
                             line=None,
                             message="unknown folder: an inbox folder holds language folders such as de/",
                         )
@@ -937,21 +1068,24 @@ class Renderer:
     def _kinds_in(self, folder: str, problems: list[TemplateProblem]) -> list[str]:
         kinds: dict[str, None] = {}
         holds_languages = "/" not in folder and language_tag(folder) != folder  # an inbox folder
-        for entry in _entries(self.directory / folder):
-            if entry.name.startswith("_") or (entry.is_dir() and holds_languages):
+        refusal = self.snapshot.refused.get(folder)
+        if refusal is not None:
+            problems.append(TemplateProblem(path=folder, line=None, message=refusal.message))
+        for name, is_folder in self.snapshot.entries(folder):
+            if name.startswith("_") or (is_folder and holds_languages):
                 continue
-            if entry.is_dir():
+            if is_folder:
                 problems.append(
                     TemplateProblem(
-                        path=f"{folder}/{entry.name}",
+                        path=f"{folder}/{name}",
                         line=None,
                         message="unknown folder: only partial folders (_name/) go here",
                     )
                 )
                 continue
-            kind = _kind_of(entry.name)
+            kind = _kind_of(name)
             if kind is None:
-                problems.append(TemplateProblem(path=f"{folder}/{entry.name}", line=None, message=_UNKNOWN_FILE))
+                problems.append(TemplateProblem(path=f"{folder}/{name}", line=None, message=_UNKNOWN_FILE))
             else:
                 kinds[kind] = None
         return list(kinds)
@@ -961,7 +1095,8 @@ class Renderer:
         locale = _date_locale(files.language)
         for sample in samples:
             values = _prepare(sample, locale)
-            budget_token = _BUDGET.set(_Budget(self.time_limit, WORK_FACTOR * self.max_output_chars))
+            budget = _Budget(self.options.time_limit, WORK_FACTOR * self.options.max_output_chars)
+            budget_token = _BUDGET.set(budget)
             try:
                 values["subject"] = self._check_part(files.subject, values, problems, _one_line) or ""
                 self._check_part(files.text, values, problems, _tidy_text)
@@ -986,12 +1121,9 @@ class Renderer:
     def _check_partials(self) -> list[TemplateProblem]:
         """Compile every partial, so a syntax error shows even where no touch includes it yet."""
         problems = []
-        for path in sorted(self.directory.rglob("*")):
-            parts = path.relative_to(self.directory).parts
-            is_partial = any(part.startswith("_") for part in parts)
-            hidden = any(part.startswith(".") for part in parts)
-            if is_partial and not hidden and path.suffix in (".txt", ".html") and path.is_file():
-                name = "/".join(parts)
+        for name in self.snapshot.names:
+            is_partial = any(part.startswith("_") for part in name.split("/"))
+            if is_partial and name.endswith((".txt", ".html")):
                 try:
                     self._env.get_template(name)
                 except Exception as exc:
@@ -1027,14 +1159,6 @@ def _kind_of(filename: str) -> str | None:
         if filename.endswith(suffix) and filename[: -len(suffix)] in _KINDS:
             return filename[: -len(suffix)]
     return None
-
-
-def _entries(folder: Path) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(folder) as entries:
-            return sorted((entry for entry in entries if not entry.name.startswith(".")), key=lambda e: e.name)
-    except FileNotFoundError:
-        return []
 
 
 def _describe(exc: BaseException) -> str:
@@ -1173,7 +1297,9 @@ def sample_context(kind: str, *, complete: bool = True) -> dict[str, object]:
 
 
 __all__ = [
+    "MAX_TEMPLATE_CHARS",
     "FormattedDate",
+    "Refresh",
     "RenderLimitExceeded",
     "RenderedTouch",
     "Renderer",

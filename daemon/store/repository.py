@@ -642,6 +642,17 @@ class Transaction:
             .values(due_at=due_at, reason=reason, attempts=touches.c.attempts + 1)
         )
 
+    def count_held(self, reason_prefix: str) -> int:
+        """How many touches are held with a reason that starts with ``reason_prefix``."""
+        held = touches.c.state == TouchState.HELD, touches.c.reason.startswith(reason_prefix, autoescape=True)
+        return int(self.db.execute(select(func.count()).where(*held)).scalar_one())
+
+    def release_held(self, reason_prefix: str, reason: str) -> int:
+        """Plan again every touch held with a reason that starts with ``reason_prefix``; it keeps its due time."""
+        held = touches.c.state == TouchState.HELD, touches.c.reason.startswith(reason_prefix, autoescape=True)
+        done = self.db.execute(update(touches).where(*held).values(state=TouchState.PLANNED, reason=reason))
+        return done.rowcount
+
     def sent_to_since(self, recipient: str, since: datetime) -> int:
         query = select(func.count()).where(
             touches.c.recipient == recipient, touches.c.state == TouchState.SENT, touches.c.sent_at > since

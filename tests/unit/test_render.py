@@ -1,6 +1,7 @@
 """The renderer: sandbox, limits, error reporting, resolution, hot reload, dates. Uses small template sets in tmp."""
 
 import os
+import shutil
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -317,8 +318,19 @@ def touch_file(path: Path, content: str) -> None:
     os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
 
 
+def complete_set(root: Path, *, ack_text: str = TEXT) -> Path:
+    """A subject and a text for every kind in en/: a set that passes the check (unless ``ack_text`` breaks it)."""
+    for kind in TouchKind:
+        write(root, {f"en/{kind.value}.subject.txt": SUBJECT, f"en/{kind.value}.txt": TEXT})
+    return write(root, {f"en/{ACK}.txt": ack_text})
+
+
+TYPO = "Hi,\n\n{{ custmer.first_name }}\n"
+TYPO_PROBLEM = "en/acknowledgement.txt:3: undefined: 'custmer' is undefined"
+
+
 def test_an_edited_template_takes_effect_on_the_next_render(tmp_path: Path) -> None:
-    renderer = Renderer(ack_set(tmp_path))
+    renderer = Renderer(complete_set(tmp_path), reload_interval=0)
     first = renderer.render(ACK, sample_context(ACK))
 
     touch_file(tmp_path / "en/acknowledgement.txt", "Edited for {{ customer.first_name }}\n")
@@ -328,8 +340,111 @@ def test_an_edited_template_takes_effect_on_the_next_render(tmp_path: Path) -> N
     assert first.version != second.version
 
 
+def test_refresh_makes_an_edit_take_effect_at_once_and_reports_each_change_once(tmp_path: Path) -> None:
+    renderer = Renderer(complete_set(tmp_path), reload_interval=3600)
+    first = renderer.refresh()
+    assert (first.changed, first.ok, first.fallback) == (True, True, False)
+    assert renderer.render(ACK, sample_context(ACK)).text.startswith("Hi Jane")
+
+    touch_file(tmp_path / "en/acknowledgement.txt", "Edited\n")
+    edited = renderer.refresh()
+    again = renderer.refresh()
+
+    assert renderer.render(ACK, sample_context(ACK)).text == "Edited\n"
+    assert edited.changed and edited.generation == first.generation + 1 and edited.version != first.version
+    assert not again.changed and again.generation == edited.generation
+
+
+def test_a_broken_edit_leaves_the_last_good_version_in_use(tmp_path: Path) -> None:
+    renderer = Renderer(complete_set(tmp_path), reload_interval=3600)
+    good = renderer.render(ACK, sample_context(ACK))
+
+    touch_file(tmp_path / "en/acknowledgement.txt", TYPO)
+    refresh = renderer.refresh()
+    meanwhile = renderer.render(ACK, sample_context(ACK))
+
+    assert [str(p) for p in refresh.problems] == [TYPO_PROBLEM]
+    assert refresh.changed and refresh.fallback
+    assert [str(p) for p in renderer.problems()] == [TYPO_PROBLEM]
+    assert [str(p) for p in renderer.check()] == [TYPO_PROBLEM]
+    assert (meanwhile.text, meanwhile.version) == (good.text, good.version)
+
+
+def test_mending_the_template_makes_the_files_on_disk_live_again(tmp_path: Path) -> None:
+    renderer = Renderer(complete_set(tmp_path), reload_interval=3600)
+    renderer.refresh()
+    touch_file(tmp_path / "en/acknowledgement.txt", TYPO)
+    renderer.refresh()
+
+    touch_file(tmp_path / "en/acknowledgement.txt", "Hi {{ customer.first_name or 'there' }}, mended\n")
+    mended = renderer.refresh()
+
+    assert mended.ok and not mended.fallback and renderer.problems() == []
+    assert renderer.render(ACK, sample_context(ACK)).text == "Hi Jane, mended\n"
+
+
+def test_other_edits_wait_with_the_broken_one_so_versions_never_mix(tmp_path: Path) -> None:
+    renderer = Renderer(complete_set(tmp_path), reload_interval=3600)
+    renderer.refresh()
+
+    touch_file(tmp_path / "en/acknowledgement.txt", TYPO)
+    touch_file(tmp_path / "en/thank-you.txt", "A new thank-you\n")
+    renderer.refresh()
+
+    assert renderer.render("thank-you", sample_context("thank-you")).text.startswith("Hi Jane")
+
+
+def test_a_removed_templates_folder_leaves_the_last_good_version_in_use(tmp_path: Path) -> None:
+    root = complete_set(tmp_path / "templates")
+    renderer = Renderer(root, reload_interval=3600)
+    good = renderer.render(ACK, sample_context(ACK))
+
+    shutil.rmtree(root)
+    refresh = renderer.refresh()
+
+    assert refresh.fallback and any(
+        str(p).startswith("en/acknowledgement.subject.txt: missing") for p in refresh.problems
+    )
+    assert renderer.render(ACK, sample_context(ACK)).text == good.text
+
+
+def test_a_new_install_with_broken_templates_has_no_last_good_version_and_raises(tmp_path: Path) -> None:
+    renderer = Renderer(complete_set(tmp_path, ack_text=TYPO), reload_interval=3600)
+
+    with pytest.raises(TemplateError) as caught:
+        renderer.render(ACK, sample_context(ACK))
+
+    assert str(caught.value) == TYPO_PROBLEM
+    assert [str(p) for p in renderer.problems()] == [TYPO_PROBLEM]
+    assert not renderer.refresh().fallback
+    assert renderer.render("thank-you", sample_context("thank-you")).text.startswith("Hi Jane")  # what works, works
+
+
+def test_a_render_that_fails_with_the_last_good_version_still_raises(tmp_path: Path) -> None:
+    renderer = Renderer(complete_set(tmp_path, ack_text="{{ message.text }}\n"), max_output_chars=5_000)
+    real = context(message__text="a long message " * 1_000)
+
+    with pytest.raises(TemplateError, match="output limit"):
+        renderer.render(ACK, real)
+    assert renderer.problems() == []
+
+
+def test_a_file_saved_twice_within_one_mtime_tick_is_still_noticed(tmp_path: Path) -> None:
+    renderer = Renderer(complete_set(tmp_path), reload_interval=3600)
+    path = tmp_path / "en/acknowledgement.txt"
+    path.write_text("Version A\n", encoding="utf-8")
+    renderer.refresh()
+    stamp = path.stat().st_mtime_ns
+
+    path.write_text("Version B\n", encoding="utf-8")  # the same size
+    os.utime(path, ns=(stamp, stamp))  # and the same mtime, as a coarse clock would leave it
+
+    assert renderer.refresh().changed
+    assert renderer.render(ACK, sample_context(ACK)).text == "Version B\n"
+
+
 def test_a_new_language_folder_is_picked_up_without_a_restart(tmp_path: Path) -> None:
-    renderer = Renderer(ack_set(tmp_path))
+    renderer = Renderer(ack_set(tmp_path), reload_interval=0)
     assert renderer.render(ACK, sample_context(ACK), language="de").template == "en/acknowledgement.txt"
 
     ack_set(tmp_path, "de", text="Hallo\n")
@@ -347,7 +462,7 @@ def test_version_covers_included_and_extended_files(tmp_path: Path) -> None:
             "en/acknowledgement.txt": "{% extends 'en/_layout.txt' %}{% block body %}Hi{% endblock %}",
         },
     )
-    renderer = Renderer(root)
+    renderer = Renderer(root, reload_interval=0)
     first = renderer.render(ACK, sample_context(ACK))
     again = renderer.render(ACK, sample_context(ACK))
 
@@ -596,6 +711,25 @@ def test_check_renders_inbox_overrides_and_given_contexts(tmp_path: Path) -> Non
     problems = problems_under(Renderer(tmp_path).check([(ACK, given)]), "support/")
 
     assert problems == ["support/acknowledgement.txt:1: undefined: 'None' has no attribute 'upper'"]
+
+
+def test_check_reports_a_file_that_is_not_utf8_at_the_line_of_the_bad_byte(tmp_path: Path) -> None:
+    ack_set(tmp_path)
+    (tmp_path / "en/_footer.txt").write_bytes(b"fine\n\xe9t\xe9 in Latin-1\n")
+
+    problems = problems_under(Renderer(tmp_path).check(), "en/_footer")
+
+    assert problems == ["en/_footer.txt:2: not UTF-8 text: save the file as UTF-8"]
+
+
+def test_a_symbolic_link_to_a_folder_is_not_followed(tmp_path: Path) -> None:
+    root = ack_set(tmp_path / "templates")
+    elsewhere = ack_set(tmp_path / "elsewhere", "de", text="Hallo\n")
+    (root / "de").symlink_to(elsewhere / "de")
+    renderer = Renderer(root)
+
+    assert renderer.render(ACK, sample_context(ACK), language="de").template == "en/acknowledgement.txt"
+    assert "de: is a symbolic link to a folder, which closeloop does not follow" in map(str, renderer.check())
 
 
 def test_check_is_clean_for_a_complete_set(tmp_path: Path) -> None:

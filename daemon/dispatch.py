@@ -166,7 +166,8 @@ class Dispatch:
             return None
         if touch.kind is not TouchKind.ACKNOWLEDGEMENT:
             first = tx.first_sent_to_since(touch.recipient, since) or now
-            tx.defer(touch.id, first + timedelta(hours=limits.window_hours), CAP_REASON)
+            free = first + timedelta(hours=limits.window_hours)
+            tx.defer(touch.id, self.outbox.timing(due.customer, now).humane(free), CAP_REASON)
             return "deferred"
         if tx.held_to_since(touch.recipient, CAP_REASON, since) == 0:
             note = (

@@ -142,11 +142,15 @@ class Closeloop:
     def close(self, ref: str, reason: str, now: datetime) -> Loop:
         """Close a loop and cancel its pending touches, in one transaction.
 
+        A close that had to wait for an email of the loop in flight takes effect after it, and is stamped so:
+        no touch of a closed loop is ever recorded as sent after the close.
+
         :raises LoopNotFound: no such loop.
         :raises IllegalTransition: it is already closed.
         """
         with self.store.transaction() as tx:
             loop = tx.loop_by_ref(ref, lock=True)
+            now = max(now, tx.last_sent_at(loop.id or 0) or now)
             closed = self._apply(tx, loops.close(loop, reason=reason, now=now), now)
         log.info("loop closed by staff", extra={"loop": ref, "reason": reason})
         return closed

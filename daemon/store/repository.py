@@ -530,6 +530,10 @@ class Transaction:
             .values(due_at=until)
         )
 
+    def last_sent_at(self, loop_id: int) -> datetime | None:
+        query = select(func.max(touches.c.sent_at)).where(touches.c.loop_id == loop_id)
+        return self.db.execute(query).scalar()
+
     def touch_by_message_id(self, message_id: str) -> Touch | None:
         row = self.db.execute(select(touches).where(touches.c.message_id == _clip_id(message_id))).first()
         return None if row is None else _touch(row)

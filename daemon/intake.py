@@ -31,7 +31,7 @@ from daemon.domain.replies import Intent, out_of_office_until, read_reply
 from daemon.domain.threading import LoopSummary, find_loop, thread_clues
 from daemon.mail.imap import Fetched
 from daemon.mail.parse import UnparseableMessage, first_name_of, parse_message
-from daemon.mail.quotes import latest_reply
+from daemon.mail.quotes import latest_reply, without_sign_off
 from daemon.outbox import Outbox
 from daemon.store.repository import (
     Clash,
@@ -333,7 +333,9 @@ class Intake:
     def _from_staff(self, tx: Transaction, message: InboundMessage, found: LoopSummary, now: datetime) -> None:
         """A staff reply threaded to a loop: its new words are the outcome."""
         loop = tx.loop(found.id)
-        text = latest_reply(message.text).strip()
+        member = next((m for m in self.settings.staff if message.sender and m.email == message.sender.email), None)
+        names = [member.name, *member.name.split()[:1]] if member else []
+        text = without_sign_off(latest_reply(message.text), names).strip()
         if not text or not loop.is_open:
             log.info("staff mail recorded without an outcome", extra={"loop": loop.ref})
             return

@@ -156,3 +156,30 @@ def _drop_footers(text: str) -> str:
 
 
 __all__ = ["DEFAULT_LANGUAGES", "MAX_CHARS", "MAX_LINE_CHARS", "latest_reply"]
+
+
+SIGN_OFF_WORDS = frozenset(
+    {
+        "cheers", "thanks", "thank you", "many thanks", "best", "best wishes", "best regards", "regards",
+        "kind regards", "warm regards", "all the best", "br", "viele grüße", "gruß", "grüße", "liebe grüße",
+        "mfg", "cordialement", "bien à vous", "merci", "saludos", "groeten",
+    }
+)  # fmt: skip
+
+
+def without_sign_off(text: str, names: Sequence[str]) -> str:
+    """``text`` without a closing sign-off block: trailing lines that are a sign-off word ("Cheers", "Best")
+    or the writer's own name (any of ``names``, e.g. "Sam" or "Sam Rivera"), however they are punctuated.
+
+    Used for an outcome a staff member emails: the customer reads the team's words, not the colleague's
+    signature. Stops at the first line that is neither, so a sentence is never cut.
+    """
+    own = {_bare(name) for name in names if name.strip()}
+    lines = text.rstrip().split("\n")
+    while len(lines) > 1 and (_bare(lines[-1]) in own | SIGN_OFF_WORDS or not lines[-1].strip()):
+        lines.pop()
+    return "\n".join(lines).rstrip()
+
+
+def _bare(line: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", line.lower()).split())

@@ -267,11 +267,6 @@ def test_a_staff_mail_naming_the_loop_reference_records_the_outcome_and_staff_ma
     assert {t["recipient"] for t in rows(app, touches)} == {JANE, the_loop(app)["owner"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="latest_reply keeps a sign-off without a comma ('Cheers' / a bare first name): the customer's outcome "
-    "email carries the staff member's name under their words (design question for daemon/mail/quotes.py)",
-)
 @pytest.mark.parametrize("signoff", ["Sam", "Cheers\nSam Rivera"])
 def test_an_emailed_outcome_loses_any_sign_off(
     app: App, imap_account: ImapAccount, clock: MovableClock, outbox: Outbox, signoff: str

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from daemon.mail import quotes
-from daemon.mail.quotes import MAX_CHARS, MAX_LINE_CHARS, latest_reply
+from daemon.mail.quotes import MAX_CHARS, MAX_LINE_CHARS, latest_reply, without_sign_off
 
 GMAIL = """Thanks, that fixed it!
 
@@ -328,3 +328,19 @@ def test_any_text_gives_text() -> None:
     for _ in range(300):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
         assert isinstance(latest_reply(text), str)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Refund issued.\n\nCheers\nSam Rivera", "Refund issued."),
+        ("Refund issued.\n\nSam", "Refund issued."),
+        ("We fixed it.\nBest regards,\nSam", "We fixed it."),
+        ("We fixed it.\n\n-- Sam --", "We fixed it."),
+        ("Sam will call you tomorrow.", "Sam will call you tomorrow."),
+        ("Fixed.\nThanks to Sam for the report.", "Fixed.\nThanks to Sam for the report."),
+        ("Thanks", "Thanks"),
+    ],
+)
+def test_without_sign_off(text: str, expected: str) -> None:
+    assert without_sign_off(text, ["Sam Rivera", "Sam"]) == expected

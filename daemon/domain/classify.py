@@ -165,6 +165,7 @@ _BOUNCE_TEXTS = (
 )
 _BOUNCE_TEXT_PATTERNS = tuple((mta, re.compile(pattern, re.IGNORECASE)) for mta, pattern in _BOUNCE_TEXTS)
 _BOUNCE_TEXT_WINDOW = 5_000
+_NDR_FIELDS = ("x-failed-recipients", "x-ms-exchange-message-is-ndr")
 _MAIL_SYSTEM_NAME = re.compile(
     r"mail delivery|delivery subsystem|mail system|mailer|postmaster|mail administrator|"
     r"system administrator|mail router|mail daemon",
@@ -177,7 +178,7 @@ _MAIL_SYSTEM_LOCALS = frozenset(
 
 
 def _bounce_text(message: InboundMessage, policy: ClassificationPolicy) -> Verdict | None:
-    if not _machine_evidence(message):
+    if not from_mail_system(message):
         return None
     window = " ".join(message.text[:_BOUNCE_TEXT_WINDOW].split())
     for mta, pattern in _BOUNCE_TEXT_PATTERNS:
@@ -186,8 +187,13 @@ def _bounce_text(message: InboundMessage, policy: ClassificationPolicy) -> Verdi
     return None
 
 
-def _machine_evidence(message: InboundMessage) -> bool:
+def from_mail_system(message: InboundMessage) -> bool:
+    """Signs that a mail system, not a person, wrote the message (what a bounce text needs to count)."""
+    if any(message.header(name) is not None for name in _NDR_FIELDS):
+        return True
     if message.sender is None or message.return_path == "":
+        return True
+    if message.return_path and _local_part(message.return_path) == "mailer-daemon":
         return True
     if _local_part(message.sender.email) in _MAIL_SYSTEM_LOCALS or _MAIL_SYSTEM_NAME.search(message.sender.name):
         return True

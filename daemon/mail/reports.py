@@ -37,6 +37,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from daemon.domain.classify import from_mail_system
 from daemon.domain.model import InboundMessage
 
 __all__ = ["MAX_CITED_IDS", "MAX_FAILED_RECIPIENTS", "Clues", "Report", "read_report"]
@@ -74,7 +75,7 @@ class Report:
 
 def read_report(message: InboundMessage, clues: Clues) -> Report:
     """The report fields of ``message`` (whose own report fields are ignored) from the parser's ``clues``."""
-    mail_system = _from_mail_system(message)
+    mail_system = from_mail_system(message)
     action = _structured_action(message, clues) or (_notice_action(message) if mail_system else None)
     return Report(
         cited_ids=_cited_ids(message, clues, mail_system),
@@ -231,37 +232,3 @@ def _typed_address(value: str) -> str:
         return ""
     address = re.sub(r"\([^)]*\)", "", address).strip().strip("<>").strip().lower()
     return address if _ADDRESS.fullmatch(address) and len(address) <= _MAX_ADDRESS else ""
-
-
-# --- machine evidence ---------------------------------------------------------------------------------------
-
-_NDR_FIELDS = ("x-failed-recipients", "x-ms-exchange-message-is-ndr")
-_MAIL_SYSTEM_NAME = re.compile(
-    r"mail delivery|delivery subsystem|mail system|mailer|postmaster|mail administrator|"
-    r"system administrator|mail router|mail daemon",
-    re.IGNORECASE,
-)
-_MAIL_SYSTEM_LOCALS = frozenset(
-    {"mailer-daemon", "mailer_daemon", "mail-daemon", "maildaemon", "mailerdaemon", "mdaemon", "postmaster"}
-    | {"bounce", "bounces", "mailer", "daemon", "nobody", "root"}
-)
-
-
-def _from_mail_system(message: InboundMessage) -> bool:
-    if any(message.header(name) is not None for name in _NDR_FIELDS):
-        return True
-    if message.sender is None or message.return_path == "":
-        return True
-    if message.return_path and _local_part(message.return_path) == "mailer-daemon":
-        return True
-    if _local_part(message.sender.email) in _MAIL_SYSTEM_LOCALS or _MAIL_SYSTEM_NAME.search(message.sender.name):
-        return True
-    return any(_keyword(value) != "no" for value in message.header_values("auto-submitted"))
-
-
-def _local_part(email: str) -> str:
-    return email.rpartition("@")[0].lower() if "@" in email else email.lower()
-
-
-def _keyword(value: str) -> str:
-    return re.sub(r"\([^)]*\)", " ", value).split(";", 1)[0].strip().lower()

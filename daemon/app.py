@@ -124,13 +124,14 @@ class App:
         finally:
             mailbox.close()
 
-    def dispatch_all(self) -> list[DispatchReport]:
-        """Dispatch in batches until nothing is due or the SMTP server is unreachable."""
+    def dispatch_all(self, stop: Callable[[], bool] = lambda: False) -> list[DispatchReport]:
+        """Dispatch in batches until nothing is due, the SMTP server is unreachable, or ``stop()`` (asked between
+        touches)."""
         reports = []
         limit = self.settings.daemon.dispatch_batch
         with SmtpSender(self.settings.smtp) as sender:
             while True:
-                report = self.service.dispatch_due(sender, self.clock(), limit=limit)
+                report = self.service.dispatch_due(sender, self.clock(), limit=limit, stop=stop)
                 reports.append(report)
                 if report.smtp_down:
                     log.error("SMTP server unreachable; will retry", extra={"error": report.smtp_down})
@@ -214,7 +215,7 @@ class Daemon:
             self.wake_pending.clear()
             try:
                 self.app.templates.look(self.app.clock())
-                reports = self.app.dispatch_all()
+                reports = self.app.dispatch_all(stop=self.stop.is_set)
             except Exception:
                 log.exception("dispatch failed; will retry on the next tick")
                 return
@@ -239,7 +240,7 @@ class Daemon:
                 metrics.inbox_up(inbox.name, True)
                 delay = RECONNECT_FIRST_SECONDS
                 while not self.stop.is_set():
-                    self.app.service.read_inbox(inbox, mailbox, self.app.clock, self.recorded)
+                    self.app.service.read_inbox(inbox, mailbox, self.app.clock, self.recorded, self.stop.is_set)
                     metrics.polled(inbox.name, self.app.clock())
                     mailbox.wait(wait_seconds(inbox), self.stop)
             except MailboxError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -53,11 +54,16 @@ class Dispatch:
         self.outbox = Outbox(settings=settings)
         self.metrics = metrics or Metrics(process=False)
 
-    def dispatch_due(self, sender: Sender, now: datetime, *, limit: int | None = None) -> DispatchReport:
-        """Send what is due at ``now``, oldest first, up to ``limit`` touches; stop early if SMTP is down."""
+    def dispatch_due(
+        self, sender: Sender, now: datetime, *, limit: int | None = None, stop: Callable[[], bool] = lambda: False
+    ) -> DispatchReport:
+        """Send what is due at ``now``, oldest first, up to ``limit`` touches; stop early if SMTP is down or
+        ``stop()`` (asked between touches: a shutdown waits for one email, not for the whole batch)."""
         report = DispatchReport()
         limit = limit or self.settings.daemon.dispatch_batch
         for _ in range(limit):
+            if stop():
+                break
             with self.store.transaction(wait_for_disk=False) as tx:
                 due = tx.claim_due(now)
                 if due is None:

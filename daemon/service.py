@@ -69,13 +69,19 @@ class Closeloop:
         source: MailSource,
         clock: Callable[[], datetime],
         on_batch: Callable[[IntakeReport], None] = lambda _: None,
+        stop: Callable[[], bool] = lambda: False,
     ) -> PassReport:
-        """One pass over a mailbox: every message above the high-water mark, in batches, then flag them."""
+        """One pass over a mailbox: every message above the high-water mark, in batches, then flag them.
+
+        ``stop()`` is asked between batches: a shutdown waits for the batch in progress, not for the whole pass.
+        """
         report = PassReport(inbox=inbox.name)
         last_uid = self._last_uid(inbox, source, report)
         uids = source.uids_after(last_uid)
         size = inbox.batch_size
         for start in range(0, len(uids), size):
+            if stop():
+                break
             batch = uids[start : start + size]
             fetched = source.fetch(batch)
             result = self.intake.record_batch(inbox, source.folder, source.uidvalidity, fetched, clock())
@@ -107,8 +113,10 @@ class Closeloop:
 
     # dispatch --------------------------------------------------------------------------------------------
 
-    def dispatch_due(self, sender: Sender, now: datetime, *, limit: int | None = None) -> DispatchReport:
-        return self.dispatch.dispatch_due(sender, now, limit=limit)
+    def dispatch_due(
+        self, sender: Sender, now: datetime, *, limit: int | None = None, stop: Callable[[], bool] = lambda: False
+    ) -> DispatchReport:
+        return self.dispatch.dispatch_due(sender, now, limit=limit, stop=stop)
 
     def housekeeping(self, now: datetime) -> list[str]:
         """Close loops whose quiet-close time has come (a check-in nobody answered)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from daemon.domain.model import Loop, LoopState, Touch, TouchKind, TouchState
 from daemon.intake import Intake, IntakeReport
 from daemon.mail.imap import Fetched
 from daemon.observe import Metrics
+from daemon.progress import Progress
 from daemon.render import RenderedTouch, Renderer, TemplateProblem, sample_context
 from daemon.store.repository import LoopNotFound, Store, Transaction
 
@@ -56,8 +58,17 @@ class PassReport:
 class Closeloop:
     """The application: intake, dispatch and staff commands over one store."""
 
-    def __init__(self, settings: Settings, store: Store, renderer: Renderer, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        renderer: Renderer,
+        *,
+        metrics: Metrics | None = None,
+        progress: Callable[[str, int], Progress] = Progress,
+    ) -> None:
         self.settings, self.store, self.renderer = settings, store, renderer
+        self.progress = progress
         self.intake = Intake(settings, store)
         self.dispatch = Dispatch(settings, store, renderer, metrics=metrics)
 
@@ -79,15 +90,19 @@ class Closeloop:
         last_uid = self._last_uid(inbox, source, report)
         uids = source.uids_after(last_uid)
         size = inbox.batch_size
-        for start in range(0, len(uids), size):
-            if stop():
-                break
-            batch = uids[start : start + size]
-            fetched = source.fetch(batch)
-            result = self.intake.record_batch(inbox, source.folder, source.uidvalidity, fetched, clock())
-            source.mark_processed(batch)
-            report.batches.append(result)
-            on_batch(result)
+        long_pass = len(uids) > size  # the first import of a large mailbox, or a catch-up: show progress
+        with self.progress(f"reading {inbox.name}", len(uids)) if long_pass else nullcontext() as bar:
+            for start in range(0, len(uids), size):
+                if stop():
+                    break
+                batch = uids[start : start + size]
+                fetched = source.fetch(batch)
+                result = self.intake.record_batch(inbox, source.folder, source.uidvalidity, fetched, clock())
+                source.mark_processed(batch)
+                report.batches.append(result)
+                on_batch(result)
+                if bar is not None:
+                    bar.advance(len(batch))
         return report
 
     def _last_uid(self, inbox: Inbox, source: MailSource, report: PassReport) -> int:

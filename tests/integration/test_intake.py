@@ -162,3 +162,25 @@ def test_sent_mail_parses_back_to_the_intended_headers(
         parsed = message_from_bytes(received.raw, policy=default)
         assert parsed["Bcc"] is None
         assert received.rcpt_tos in (("jane@example.com",), ("sam@example.org",), ("alex@example.org",))
+
+
+def test_a_long_first_import_shows_progress(
+    imap_account: ImapAccount, smtp_sink: SmtpSink, sqlite_url: str, tmp_path: Path
+) -> None:
+    import io
+
+    from daemon.progress import Progress
+
+    stream = io.StringIO()
+    settings = settings_for(imap_account, smtp_sink, sqlite_url, tmp_path, inbox={"imap": {"batch_size": 2}})
+    application = App(settings)
+    application.service.progress = lambda label, total: Progress(label, total, stream)
+    for n in range(5):
+        imap_account.append(mails.customer(n))
+    try:
+        application.once()
+    finally:
+        application.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "reading support: 0/5 (0%)"
+    assert lines[-1].startswith("reading support: 5/5 (100%), done in")

@@ -77,7 +77,7 @@ loops = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("inbox", String(100), nullable=False),
-    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
     Column("state", String(20), nullable=False),
     Column("owner", String(320), nullable=False),
     Column("subject", Text, nullable=False),
@@ -95,6 +95,9 @@ loops = Table(
     Column("paused_until", UTCDateTime),
     Column("closes_at", UTCDateTime),
     Column("parent_id", Integer, ForeignKey("loops.id")),
+    # Lookups by customer, loop or Message-ID read the newest or oldest row first: indexed with the id, one
+    # index serves both the match and the order, so the planner never walks the primary key instead.
+    Index("ix_loops_customer_id", "customer_id", "id"),
     Index("ix_loops_state", "state"),
     Index(
         "ix_loops_closes_at",
@@ -155,7 +158,7 @@ messages = Table(
     Column("uidvalidity", BigInteger),
     Column("uid", BigInteger),
     Column("fingerprint", String(64), unique=True),
-    Column("message_id", String(998), index=True),
+    Column("message_id", String(998)),
     Column("in_reply_to", Text, nullable=False, server_default=""),
     Column("references", Text, nullable=False, server_default=""),
     Column("from_email", String(320), nullable=False, server_default=""),
@@ -167,11 +170,13 @@ messages = Table(
     Column("text_body", Text, nullable=False, server_default=""),
     Column("classification", String(20), nullable=False),
     Column("reason", Text, nullable=False, server_default=""),
-    Column("loop_id", Integer, ForeignKey("loops.id"), index=True),
+    Column("loop_id", Integer, ForeignKey("loops.id")),
     Column("touch_id", Integer, ForeignKey("touches.id")),
     Column("size", Integer, nullable=False, server_default="0"),
     Column("raw", LargeBinary),
     UniqueConstraint("inbox", "folder", "uidvalidity", "uid"),
+    Index("ix_messages_message_id", "message_id", "id"),
+    Index("ix_messages_loop_id", "loop_id", "id"),
 )
 
 intake_attempts = Table(

@@ -409,6 +409,7 @@ def test_sigterm_finishes_the_step_in_progress_and_exits_0(
         store.close()
     assert repeated == 0  # a clean stop never resends
     assert stopped_in < 30
+    print(f"SIGTERM after {len(delivered)} mails: exited 0 in {stopped_in:.2f}s")
 
 
 # two daemons, one mailbox, one database ------------------------------------------------------------------------

@@ -154,7 +154,6 @@ def app(imap_account: ImapAccount, smtp_sink: SmtpSink, database_url: str, tmp_p
     application.close()
 
 
-@pytest.mark.slow
 def test_hostile_messages_are_recorded_and_never_block_the_customers_behind_them(
     app: App, imap_account: ImapAccount, smtp_sink: SmtpSink
 ) -> None:
@@ -174,6 +173,7 @@ def test_hostile_messages_are_recorded_and_never_block_the_customers_behind_them
     assert customers <= {r.rcpt_tos[0] for r in acks(smtp_sink)}  # every customer answered in this one pass
     assert report.passes[0].recorded == 2 * len(HOSTILE) + 1
     assert elapsed < 60
+    print(f"one pass over {2 * len(HOSTILE) + 1} messages, {len(HOSTILE)} of them hostile: {elapsed:.2f}s")
     stored = {m["uid"]: m for m in rows(app, messages) if m["direction"] == "in"}
     for name, uid in uids.items():
         row = stored[uid]

@@ -8,8 +8,9 @@ serialise instead of failing half-way; PostgreSQL claims due touches with ``FOR 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -146,6 +147,7 @@ class Store:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = _engine(url, echo=echo)
+        self._turns = WriteTurns()
 
     @property
     def is_sqlite(self) -> bool:
@@ -167,7 +169,7 @@ class Store:
         closeloop — may lose the last fraction of a second of such commits, never half of one. SQLite in WAL mode
         with ``synchronous=NORMAL`` already commits that way.
         """
-        with self.engine.begin() as connection:
+        with self._turns.turn() if self.is_sqlite else nullcontext(), self.engine.begin() as connection:
             if not wait_for_disk and not self.is_sqlite:
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield Transaction(connection)
@@ -191,6 +193,55 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class WriteTurns:
+    """Turns at SQLite's one write lock for the threads of this process, in the order they asked.
+
+    Left to SQLite, a waiting writer sleeps and retries (up to 100 ms between tries) and loses to a thread that
+    commits and begins again at once: intake waited for dispatch to run out of due touches before it could
+    record new mail. With turns, the inbox watcher and the dispatcher alternate, and nobody sleeps on the lock.
+    Other processes (a staff command) still meet SQLite's own lock.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._issued = 0  # tickets handed out
+        self._serving = 0  # the ticket whose turn it is
+        self._gone: set[int] = set()  # tickets whose threads stopped waiting
+        self._holder: int | None = None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for this thread's turn and hold it for the block.
+
+        :raises RuntimeError: when this thread holds the turn already (it would wait for itself forever).
+        """
+        me = threading.get_ident()
+        with self._changed:
+            if self._holder == me:
+                raise RuntimeError("a write transaction inside another one on the same thread")
+            ticket, self._issued = self._issued, self._issued + 1
+            try:
+                self._changed.wait_for(lambda: self._serving == ticket)
+            except BaseException:
+                self._gone.add(ticket)
+                self._next()
+                raise
+            self._holder = me
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._holder = None
+                self._serving += 1
+                self._next()
+
+    def _next(self) -> None:
+        while self._serving in self._gone:
+            self._gone.discard(self._serving)
+            self._serving += 1
+        self._changed.notify_all()
 
 
 def _engine(url: str, *, echo: bool) -> Engine:

@@ -8,13 +8,9 @@ then nothing, and staff are told once. A delivery report that cites our acknowle
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from daemon.app import App
@@ -28,33 +24,13 @@ from servers.dovecot import ImapAccount
 from servers.smtp import Received, SmtpSink
 from support import mails
 from support.clock import MovableClock
-from support.settings import settings_for
+from support.db import rows
 
 pytestmark = pytest.mark.integration
 
-TUESDAY = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 JANE = "jane@example.com"
 ROBOT = "helpdesk@robot.example.net"
 ROBOT_NOTE = "probably a robot answering everything"
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock(TUESDAY)
-
-
-@pytest.fixture
-def app(
-    imap_account: ImapAccount, smtp_sink: SmtpSink, database_url: str, tmp_path: Path, clock: MovableClock
-) -> Iterator[App]:
-    application = App(settings_for(imap_account, smtp_sink, database_url, tmp_path), clock=clock)
-    yield application
-    application.close()
-
-
-def rows(app: App, table: Any) -> list[dict[str, Any]]:
-    with app.store.engine.connect() as db:
-        return [dict(r._mapping) for r in db.execute(select(table).order_by(table.c.id))]
 
 
 def kind(received: Received) -> str:

@@ -14,10 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from daemon.app import App
 from daemon.config import ConfigError, Imap, Settings
@@ -29,14 +27,10 @@ from servers.dovecot import DovecotServer, ImapAccount
 from servers.relay import TcpRelay
 from servers.smtp import Received, SmtpSink
 from support import mails
+from support.db import rows
 from support.settings import settings_for
 
 pytestmark = pytest.mark.integration
-
-
-def rows(app: App, table: Any) -> list[dict[str, Any]]:
-    with app.store.engine.connect() as db:
-        return [dict(r._mapping) for r in db.execute(select(table).order_by(table.c.id))]
 
 
 def acks(sink: SmtpSink) -> list[Received]:

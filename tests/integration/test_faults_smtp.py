@@ -8,7 +8,7 @@ server that is down for hours only delays the mail.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,12 @@ from servers.dovecot import ImapAccount
 from servers.relay import TcpRelay
 from servers.smtp import Received, SmtpSink
 from support import mails
-from support.clock import MovableClock
+from support.clock import TUESDAY, MovableClock
 from support.settings import settings_for
 
 pytestmark = pytest.mark.integration
 
-TUESDAY = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 RETRY = {"first_delay_seconds": 60, "max_delay_seconds": 90, "max_attempts": 8}
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock(TUESDAY)
 
 
 def make_app(

@@ -6,14 +6,11 @@ their business hours are 09:00–17:00 UTC and the promised date (three business
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from daemon.app import App
 from daemon.store.tables import customers, loops, messages, touches
@@ -22,35 +19,16 @@ from servers.dovecot import ImapAccount
 from servers.smtp import Received, SmtpSink
 from support import mails
 from support.clock import MovableClock
-from support.settings import STAFF, settings_for
+from support.db import rows
+from support.settings import STAFF
 
 pytestmark = pytest.mark.integration
 
-TUESDAY = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 JANE = "jane@example.com"
 EVERYONE = sorted(member["email"] for member in STAFF)
 
 
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock(TUESDAY)
-
-
-@pytest.fixture
-def app(
-    imap_account: ImapAccount, smtp_sink: SmtpSink, database_url: str, tmp_path: Path, clock: MovableClock
-) -> Iterator[App]:
-    application = App(settings_for(imap_account, smtp_sink, database_url, tmp_path), clock=clock)
-    yield application
-    application.close()
-
-
 # what the test reads back ------------------------------------------------------------------------------------
-
-
-def rows(app: App, table: Any) -> list[dict[str, Any]]:
-    with app.store.engine.connect() as db:
-        return [dict(r._mapping) for r in db.execute(select(table).order_by(table.c.id))]
 
 
 def the_loop(app: App) -> dict[str, Any]:

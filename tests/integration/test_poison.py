@@ -16,10 +16,9 @@ import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from daemon.app import App
 from daemon.config import Inbox
@@ -30,6 +29,7 @@ from daemon.store.tables import loops, messages, touches
 from servers.dovecot import ImapAccount
 from servers.smtp import Received, SmtpSink
 from support import mails
+from support.db import rows
 from support.settings import settings_for
 
 pytestmark = pytest.mark.integration
@@ -136,11 +136,6 @@ UNPARSEABLE = {"1 MB header": "header block larger than", "no headers": "no head
 
 
 # the end-to-end pass -----------------------------------------------------------------------------------------
-
-
-def rows(app: App, table: Any) -> list[dict[str, Any]]:
-    with app.store.engine.connect() as db:
-        return [dict(r._mapping) for r in db.execute(select(table).order_by(table.c.id))]
 
 
 def acks(sink: SmtpSink) -> list[Received]:

@@ -6,9 +6,7 @@ moves the test clock and lets the customer answer one of our mails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,28 +18,12 @@ from daemon.store.tables import customers, loops, messages, touches
 from servers.dovecot import ImapAccount
 from servers.smtp import Received, SmtpSink
 from support import mails
-from support.clock import MovableClock
-from support.settings import settings_for
+from support.clock import TUESDAY, MovableClock
 
 pytestmark = pytest.mark.integration
 
-TUESDAY = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 JANE = "jane@example.com"
 CUSTOMER_KINDS = ("acknowledgement", "thank-you", "outcome", "follow-through", "check-in", "closing")
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock(TUESDAY)
-
-
-@pytest.fixture
-def app(
-    imap_account: ImapAccount, smtp_sink: SmtpSink, database_url: str, tmp_path: Path, clock: MovableClock
-) -> Iterator[App]:
-    application = App(settings_for(imap_account, smtp_sink, database_url, tmp_path), clock=clock)
-    yield application
-    application.close()
 
 
 class Story:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+TUESDAY = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # where the integration tests' clocks start
 
 
 class MovableClock:

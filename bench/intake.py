@@ -109,7 +109,7 @@ def memory_section(servers: Servers, backend: str, work: Path, *, count: int) ->
         servers.sink.clear()
         child = Child(closeloop(config, "run"), log=work / f"memory-{backend}.log")
         try:
-            arrivals = wait_for_acks(servers, child, count, timeout=max(120, count / 20))
+            arrivals = wait_for_acks(servers, child, count, timeout=max(120, count / 5))
             took = time.perf_counter() - child.started
             peak = child.peak_rss_mb()
         finally:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -651,20 +652,12 @@ class Transaction:
         never waits for a lock while holding one: a close that locked the loop and then cancels its touches
         cannot deadlock with it (the touch is skipped now and found cancelled later).
         """
-        query = (
-            select(touches)
-            .join(loops, loops.c.id == touches.c.loop_id)
-            .where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= now)
-            .order_by(touches.c.due_at, touches.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        row = self.db.execute(query).first()
+        row = self.db.execute(_CLAIM, {"now": now}).first()
         if row is None:
             return None
-        touch = _touch(row)
-        loop = _loop(self.db.execute(select(loops).where(loops.c.id == touch.loop_id)).one())
-        return DueTouch(touch=touch, loop=loop, customer=self.customer(loop.customer_id))
+        mapping = row._mapping
+        loop = _loop_from({column.name: mapping[f"loop__{column.name}"] for column in loops.c})
+        return DueTouch(touch=_touch(row), loop=loop, customer=self.customer(loop.customer_id))
 
     def next_due_at(self) -> datetime | None:
         query = select(func.min(touches.c.due_at)).where(touches.c.state == TouchState.PLANNED)
@@ -767,6 +760,17 @@ def _summary(row: Any) -> LoopSummary:
     return LoopSummary(id=row.id, ref=ref_for(row.id), customer_email=row.email, state=LoopState(row.state))
 
 
+# The dispatcher's claim, built once (it runs per email): the next due touch with its loop, both locked.
+_CLAIM = (
+    select(touches, *(column.label(f"loop__{column.name}") for column in loops.c))
+    .join(loops, loops.c.id == touches.c.loop_id)
+    .where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= bindparam("now"))
+    .order_by(touches.c.due_at, touches.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+
+
 def _customer(row: Row[Any]) -> Customer:
     values = dict(row._mapping)
     values.pop("created_at")
@@ -784,7 +788,10 @@ def _customer_values(customer: Customer) -> dict[str, Any]:
 
 
 def _loop(row: Row[Any]) -> Loop:
-    values: dict[str, Any] = dict(row._mapping)
+    return _loop_from(dict(row._mapping))
+
+
+def _loop_from(values: dict[str, Any]) -> Loop:
     values["state"] = LoopState(values["state"])
     return Loop(ref=ref_for(values["id"]), **values)
 

@@ -7,6 +7,7 @@ renderer turns the datetimes into readable dates in the template's language.
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from daemon.config import Inbox, Settings
@@ -106,6 +107,7 @@ def _message(view: MessageView | None, loop: Loop, zone: tzinfo) -> dict[str, An
     }
 
 
+@lru_cache(maxsize=8)  # a message's acknowledgement and staff-notification go out one after the other
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """The first paragraph of the customer's words, on one line, cut at a word boundary."""
     from daemon.mail.quotes import latest_reply

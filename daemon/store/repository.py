@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Connection,
     Engine,
     Row,
+    Select,
     bindparam,
     create_engine,
     delete,
@@ -400,8 +402,7 @@ class Transaction:
         return [MessageView(**row._mapping) for row in self.db.execute(query)]
 
     def message(self, message_id: str) -> MessageView | None:
-        query = select(*_MESSAGE_VIEW).where(messages.c.message_id == message_id).order_by(messages.c.id).limit(1)
-        row = self.db.execute(query).first()
+        row = self.db.execute(_MESSAGE_BY_ID, {"message_id": message_id}).first()
         return None if row is None else MessageView(**row._mapping)
 
     def opening_message(self, loop_id: int) -> MessageView | None:
@@ -420,17 +421,9 @@ class Transaction:
         With ``customer_visible``, only mail the customer has seen (theirs, and ours to them): a mail to the
         customer must not cite a staff notification or a colleague's internal reply.
         """
-        ids = select(messages.c.id, messages.c.message_id).where(
-            messages.c.loop_id == loop_id, messages.c.message_id.is_not(None)
-        )
-        if customer_visible:
-            to_them = select(touches.c.id).where(
-                touches.c.loop_id == loop_id, touches.c.kind.in_([str(k) for k in TouchKind if not k.to_staff])
-            )
-            theirs = (messages.c.direction == "in") & (messages.c.classification == str(Classification.CUSTOMER))
-            ids = ids.where(theirs | ((messages.c.direction == "out") & messages.c.touch_id.in_(to_them)))
-        first = self.db.execute(ids.order_by(messages.c.id).limit(1)).all()
-        latest = self.db.execute(ids.order_by(messages.c.id.desc()).limit(limit - 1)).all()
+        first_and_latest = _CUSTOMER_THREAD if customer_visible else _THREAD
+        first = self.db.execute(first_and_latest[0], {"loop_id": loop_id}).all()
+        latest = self.db.execute(first_and_latest[1], {"loop_id": loop_id, "latest": limit - 1}).all()
         rows = {row.id: row.message_id for row in (*first, *latest)}
         return [rows[key] for key in sorted(rows)]
 
@@ -472,7 +465,7 @@ class Transaction:
         return None if row is None else _customer(row)
 
     def customer(self, customer_id: int) -> Customer:
-        return _customer(self.db.execute(select(customers).where(customers.c.id == customer_id)).one())
+        return _customer(self.db.execute(_CUSTOMER, {"customer_id": customer_id}).one())
 
     def add_customer(self, customer: Customer, now: datetime) -> Customer:
         values = {**_customer_values(customer), "created_at": now}
@@ -489,7 +482,7 @@ class Transaction:
         return Loop(**{**loop.__dict__, "id": new_id, "ref": ref_for(new_id)})
 
     def save_loop(self, loop: Loop) -> None:
-        self.db.execute(update(loops).where(loops.c.id == loop.id), _loop_values(loop))
+        self.db.execute(_SAVE_LOOP, {**_loop_values(loop), "loop_id": loop.id})
 
     def loop(self, loop_id: int) -> Loop:
         row = self.db.execute(select(loops).where(loops.c.id == loop_id)).first()
@@ -525,13 +518,8 @@ class Transaction:
         return [_loop(row) for row in self.db.execute(query.order_by(loops.c.id))]
 
     def earlier_loops(self, customer_id: int, before: int, limit: int = 5) -> list[Loop]:
-        query = (
-            select(loops)
-            .where(loops.c.customer_id == customer_id, loops.c.id < before)
-            .order_by(loops.c.id.desc())
-            .limit(limit)
-        )
-        return [_loop(row) for row in self.db.execute(query)]
+        found = self.db.execute(_EARLIER_LOOPS, {"customer_id": customer_id, "before": before, "limit": limit})
+        return [_loop(row) for row in found]
 
     def last_owner(self, customer_id: int) -> str | None:
         query = select(loops.c.owner).where(loops.c.customer_id == customer_id).order_by(loops.c.id.desc())
@@ -674,7 +662,7 @@ class Transaction:
             "template_version": sent.template_version,
             "reason": "",
         }
-        self.db.execute(update(touches).where(touches.c.id == touch_id).values(attempts=touches.c.attempts + 1), values)
+        self.db.execute(_MARK_SENT, {**values, "touch_id": touch_id})
 
     def settle(self, touch_id: int, state: TouchState, reason: str, *, attempt: bool = False) -> None:
         """Cancel, fail or hold one touch, saying why."""
@@ -702,10 +690,7 @@ class Transaction:
         return done.rowcount
 
     def sent_to_since(self, recipient: str, since: datetime) -> int:
-        query = select(func.count()).where(
-            touches.c.recipient == recipient, touches.c.state == TouchState.SENT, touches.c.sent_at > since
-        )
-        return int(self.db.execute(query).scalar_one())
+        return int(self.db.execute(_SENT_TO_SINCE, {"recipient": recipient, "since": since}).scalar_one())
 
     def cancel_customer_touches(self, customer_id: int, reason: str) -> int:
         """Cancel every pending touch to a customer, across all their loops (opt-out)."""
@@ -760,7 +745,9 @@ def _summary(row: Any) -> LoopSummary:
     return LoopSummary(id=row.id, ref=ref_for(row.id), customer_email=row.email, state=LoopState(row.state))
 
 
-# The dispatcher's claim, built once (it runs per email): the next due touch with its loop, both locked.
+# Statements that run for every email, built once: building one costs more than running it on SQLite.
+
+# The dispatcher's claim: the next due touch with its loop, both locked.
 _CLAIM = (
     select(touches, *(column.label(f"loop__{column.name}") for column in loops.c))
     .join(loops, loops.c.id == touches.c.loop_id)
@@ -769,6 +756,43 @@ _CLAIM = (
     .limit(1)
     .with_for_update(skip_locked=True)
 )
+_CUSTOMER = select(customers).where(customers.c.id == bindparam("customer_id"))
+_MESSAGE_BY_ID = (
+    select(*_MESSAGE_VIEW).where(messages.c.message_id == bindparam("message_id")).order_by(messages.c.id).limit(1)
+)
+_EARLIER_LOOPS = (
+    select(loops)
+    .where(loops.c.customer_id == bindparam("customer_id"), loops.c.id < bindparam("before"))
+    .order_by(loops.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_SENT_TO_SINCE = select(func.count()).where(
+    touches.c.recipient == bindparam("recipient"),
+    touches.c.state == TouchState.SENT,
+    touches.c.sent_at > bindparam("since"),
+)
+_MARK_SENT = update(touches).where(touches.c.id == bindparam("touch_id")).values(attempts=touches.c.attempts + 1)
+_SAVE_LOOP = update(loops).where(loops.c.id == bindparam("loop_id"))
+
+
+def _thread(*, customer_visible: bool) -> tuple[Select[Any], Select[Any]]:
+    """A loop's Message-IDs, the first and the latest ``:latest``; with ``customer_visible`` only mail the customer
+    has seen (theirs, and ours to them)."""
+    loop_id: BindParameter[int] = bindparam("loop_id")
+    ids = select(messages.c.id, messages.c.message_id).where(
+        messages.c.loop_id == loop_id, messages.c.message_id.is_not(None)
+    )
+    if customer_visible:
+        to_them = select(touches.c.id).where(
+            touches.c.loop_id == loop_id, touches.c.kind.in_([str(k) for k in TouchKind if not k.to_staff])
+        )
+        theirs = (messages.c.direction == "in") & (messages.c.classification == str(Classification.CUSTOMER))
+        ids = ids.where(theirs | ((messages.c.direction == "out") & messages.c.touch_id.in_(to_them)))
+    return ids.order_by(messages.c.id).limit(1), ids.order_by(messages.c.id.desc()).limit(bindparam("latest"))
+
+
+_THREAD = _thread(customer_visible=False)
+_CUSTOMER_THREAD = _thread(customer_visible=True)
 
 
 def _customer(row: Row[Any]) -> Customer:

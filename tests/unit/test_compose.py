@@ -101,6 +101,36 @@ def test_bad_addresses_are_refused(address: str) -> None:
         compose(outgoing(recipient=Mailbox(email=address)))
 
 
+def test_an_address_that_is_not_ascii_is_refused_rather_than_mangled() -> None:
+    """Without SMTPUTF8 such an address could only be written as encoded words, which no server delivers to."""
+    with pytest.raises(HeaderInjection, match="not an ASCII email address"):
+        compose(outgoing(recipient=Mailbox(email="jörg@exämple.de", name="Jörg")))
+
+
+@pytest.mark.parametrize("name", ["Doe, Jane", 'Jane "JD" Doe', "Zoë (Sales), Berlin", "O'Brien; Ltd.", "a\\b"])
+def test_display_names_with_specials_come_back_as_written(name: str) -> None:
+    message = parsed(compose(outgoing(recipient=Mailbox(email="jane@example.com", name=name))))
+    assert message["To"].addresses[0].display_name == name
+    assert message["To"].addresses[0].addr_spec == "jane@example.com"
+
+
+def test_both_parts_decode_to_exactly_the_rendered_text() -> None:
+    text = "Hi Zoë,\n\n" + "a long line of words " * 30 + "\n.starts with a dot\nFrom here \ntrailing space \n"
+    html = "<p>Grüße, " + "<b>lang</b> " * 50 + "</p>"
+    message = parsed(compose(outgoing(text=text, html=html)))
+    plain, rich = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert plain.get_content().replace("\r\n", "\n") == text  # the wire's line ends are CRLF
+    assert rich.get_content().replace("\r\n", "\n").rstrip("\n") == html
+    assert plain["Content-Transfer-Encoding"] == rich["Content-Transfer-Encoding"] == "quoted-printable"
+    assert plain.get_content_charset() == rich.get_content_charset() == "utf-8"
+
+
+def test_mime_version_is_said_once() -> None:
+    raw = compose(outgoing())
+    assert raw.count(b"MIME-Version:") == 1
+
+
 @pytest.mark.parametrize("message_id", ["a@b\r\nBcc: x@y", "has space@x", "", "<>"])
 def test_bad_message_ids_are_refused(message_id: str) -> None:
     with pytest.raises(HeaderInjection):

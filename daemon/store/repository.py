@@ -645,7 +645,8 @@ class Transaction:
             return None
         mapping = row._mapping
         loop = _loop_from({column.name: mapping[f"loop__{column.name}"] for column in loops.c})
-        return DueTouch(touch=_touch(row), loop=loop, customer=self.customer(loop.customer_id))
+        customer = _customer_from({column.name: mapping[f"customer__{column.name}"] for column in customers.c})
+        return DueTouch(touch=_touch(row), loop=loop, customer=customer)
 
     def next_due_at(self) -> datetime | None:
         query = select(func.min(touches.c.due_at)).where(touches.c.state == TouchState.PLANNED)
@@ -749,12 +750,17 @@ def _summary(row: Any) -> LoopSummary:
 
 # The dispatcher's claim: the next due touch with its loop, both locked.
 _CLAIM = (
-    select(touches, *(column.label(f"loop__{column.name}") for column in loops.c))
+    select(
+        touches,
+        *(column.label(f"loop__{column.name}") for column in loops.c),
+        *(column.label(f"customer__{column.name}") for column in customers.c),
+    )
     .join(loops, loops.c.id == touches.c.loop_id)
+    .join(customers, customers.c.id == loops.c.customer_id)
     .where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= bindparam("now"))
     .order_by(touches.c.due_at, touches.c.id)
     .limit(1)
-    .with_for_update(skip_locked=True)
+    .with_for_update(of=[touches, loops], skip_locked=True)  # the customer is read, not locked
 )
 _CUSTOMER = select(customers).where(customers.c.id == bindparam("customer_id"))
 _MESSAGE_BY_ID = (
@@ -796,7 +802,10 @@ _CUSTOMER_THREAD = _thread(customer_visible=True)
 
 
 def _customer(row: Row[Any]) -> Customer:
-    values = dict(row._mapping)
+    return _customer_from(dict(row._mapping))
+
+
+def _customer_from(values: dict[str, Any]) -> Customer:
     values.pop("created_at")
     values.pop("undeliverable_reason")
     values["consent"] = Consent(values["consent"])

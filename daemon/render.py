@@ -1263,7 +1263,8 @@ def sample_context(kind: str, *, complete: bool = True) -> dict[str, object]:
             "promised_by": _at(11, 27, 17) if complete else None,
             "outcome": _SAMPLE_OUTCOME if has_outcome else None,
             "outcome_at": _at(11, 26, 15, 30) if has_outcome else None,
-            "follow_throughs": {"follow-through": 1, "staff-reminder": 2}.get(kind, 0),
+            # the last reminder, just after the customer's third update (minimal: the first, before any went out)
+            "follow_throughs": {"follow-through": 1, "staff-reminder": 3 if complete else 0}.get(kind, 0),
         },
         "message": {
             "subject": "Invoice shows the wrong VAT number",
@@ -1286,7 +1287,11 @@ def sample_context(kind: str, *, complete: bool = True) -> dict[str, object]:
         if complete
         else [],
         "next_update": _at(12, 2, 17) if complete and kind == "follow-through" else None,
-        "touch": {"kind": kind, "sequence": 2 if kind == "follow-through" else 1, "note": note if complete else ""},
+        "touch": {
+            "kind": kind,
+            "sequence": {"follow-through": 2, "staff-reminder": 3 if complete else 1}.get(kind, 1),
+            "note": note if complete else "",
+        },
         "unsubscribe": {
             "mailto": "mailto:support+unsubscribe@example.org?subject=unsubscribe",
             "url": "https://example.org/unsubscribe?t=7K3P" if complete else None,

@@ -187,10 +187,32 @@ def test_staff_reminder_escalates_when_the_touch_note_says_so(renderer: Renderer
 
     assert escalated.subject.startswith("[CL-7K3P] Escalated:")
     assert escalated.text.startswith("Hi all,\n\nEscalated to the whole team: this was the last planned update.\n")
-    assert "by Friday, 27 November, and that date has passed without one. 2 updates have gone out" in escalated.text
+    assert (
+        "(CL-7K3P), and the date we gave has passed without one. 3 updates have gone out to them so far, saying "
+        "we're not there yet; the latest promises news by Friday, 27 November." in escalated.text
+    )
     assert "Sam Rivera owns this loop. If Sam can't get to it, whoever can, please take it over" in escalated.text
     assert plain.text.startswith("Hi Sam,\n")
     assert "Escalated" not in plain.subject and "scalated" not in plain.text and "owns this loop" not in plain.text
+
+
+@pytest.mark.parametrize("part", ["text", "html"])
+def test_staff_reminder_never_calls_the_new_promise_passed(renderer: Renderer, part: str) -> None:
+    """The customer's update goes out just before its reminder and moves the promised date to a new one."""
+    context = sample_context("staff-reminder", complete=False)
+    context["customer"] = {"first_name": "Jane", "name": "Jane Doe", "email": "jane.doe@example.com"}
+    promised = sample_context("staff-reminder")["loop"]["promised_by"]  # type: ignore[index]
+
+    before_update = {**context, "loop": {**context["loop"], "promised_by": promised}}  # type: ignore[dict-item]
+    after_update = {**before_update, "loop": {**before_update["loop"], "follow_throughs": 1}}  # type: ignore[dict-item]
+    old = renderer.render("staff-reminder", before_update)
+    new = renderer.render("staff-reminder", after_update)
+    read = (lambda t: t.text) if part == "text" else (lambda t: visible_text(t.html or ""))
+
+    assert "by Friday, 27 November, and that date has passed without one. No update has gone out" in read(old)
+    assert "and that date has passed" not in read(new)
+    assert "the date we gave has passed without one. One update has gone out to them so far" in read(new)
+    assert "it promises news by Friday, 27 November." in read(new)
 
 
 def test_html_escapes_customer_data_that_the_text_keeps(renderer: Renderer) -> None:

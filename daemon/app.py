@@ -24,6 +24,7 @@ from daemon.mail.imap import ImapMailbox, MailboxError
 from daemon.mail.maildir import MaildirSource
 from daemon.mail.smtp import SmtpSender
 from daemon.observe import HttpEndpoint, Metrics
+from daemon.quarantine import report_quarantine
 from daemon.render import Renderer
 from daemon.service import Closeloop, PassReport
 from daemon.store.repository import Store
@@ -67,6 +68,7 @@ class OnceReport:
     dispatched: list[DispatchReport] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    quarantine_reported: int = 0
 
     @property
     def sent(self) -> int:
@@ -112,6 +114,7 @@ class App:
                 log.error("inbox pass failed", extra={"inbox": inbox.name, "error": exc.reason})
                 report.failures.append(str(exc))
         report.closed = self.service.housekeeping(self.clock())
+        report.quarantine_reported = report_quarantine(self.store, self.settings, self.clock())
         self.templates.look(self.clock(), tell_staff=False)  # logs problems; releases held touches once they pass
         report.dispatched = self.dispatch_all()
         return report
@@ -225,6 +228,7 @@ class Daemon:
     def _housekeeping(self) -> None:
         try:
             self.app.service.housekeeping(self.app.clock())
+            report_quarantine(self.app.store, self.app.settings, self.app.clock())
         except Exception:
             log.exception("housekeeping failed; will retry")
 

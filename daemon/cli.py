@@ -158,6 +158,8 @@ def cmd_once(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     recorded = sum(p.recorded for p in report.passes)
     opened = sum(len(p.opened) for p in report.passes)
     print(f"recorded {recorded} messages, opened {opened} loops, sent {report.sent} emails")
+    if report.quarantine_reported:
+        print(f"quarantined, not answered: {report.quarantine_reported} (the staff were told by email)")
     for failure in report.failures:
         print(f"failed: {failure}", file=sys.stderr)
     smtp_down = any(d.smtp_down for d in report.dispatched)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -395,6 +396,19 @@ class Transaction:
         except IntegrityError as exc:
             raise DuplicateDelivery(str(exc.orig)) from exc
 
+    def unreported_quarantine(self, limit: int) -> list[QuarantinedMessage]:
+        """Quarantined messages the team has not been told about, oldest first."""
+        query = (
+            select(*_QUARANTINE_VIEW)
+            .where(text(_UNREPORTED))  # as the partial index says it, so that the index serves
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        return [QuarantinedMessage(**row._mapping) for row in self.db.execute(query)]
+
+    def mark_reported(self, message_ids: Sequence[int], now: datetime) -> None:
+        self.db.execute(update(messages).where(messages.c.id.in_(message_ids)).values(reported_at=now))
+
     def messages_of(self, loop_id: int) -> list[MessageView]:
         query = (
             select(*_MESSAGE_VIEW).where(messages.c.loop_id == loop_id).order_by(messages.c.received_at, messages.c.id)
@@ -722,6 +736,35 @@ class Transaction:
         return {"due": int(due), "overdue": int(overdue)}
 
 
+_UNREPORTED = "classification = 'quarantined' AND reported_at IS NULL"
+_QUARANTINE_VIEW = (
+    messages.c.id,
+    messages.c.inbox,
+    messages.c.folder,
+    messages.c.uid,
+    messages.c.from_email,
+    messages.c.subject,
+    messages.c.received_at,
+    messages.c.reason,
+    messages.c.size,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuarantinedMessage:
+    """A message intake recorded raw and never answered, as the team is told about it."""
+
+    id: int
+    inbox: str
+    folder: str | None
+    uid: int | None
+    from_email: str
+    subject: str
+    received_at: datetime
+    reason: str
+    size: int
+
+
 _MESSAGE_VIEW = (
     messages.c.id,
     messages.c.direction,
@@ -862,6 +905,7 @@ __all__ = [
     "LoopNotFound",
     "MessageView",
     "NewTouch",
+    "QuarantinedMessage",
     "RecordedMessage",
     "Sent",
     "Store",

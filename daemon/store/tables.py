@@ -174,9 +174,18 @@ messages = Table(
     Column("touch_id", Integer, ForeignKey("touches.id")),
     Column("size", Integer, nullable=False, server_default="0"),
     Column("raw", LargeBinary),
+    # When the team was told about this message (quarantined messages only; see App.report_quarantine).
+    Column("reported_at", UTCDateTime),
     UniqueConstraint("inbox", "folder", "uidvalidity", "uid"),
     Index("ix_messages_message_id", "message_id", "id"),
     Index("ix_messages_loop_id", "loop_id", "id"),
+    # Quarantined messages nobody has been told about yet: a handful at most, found without reading the table.
+    Index(
+        "ix_messages_quarantine_unreported",
+        "id",
+        sqlite_where=text("classification = 'quarantined' AND reported_at IS NULL"),
+        postgresql_where=text("classification = 'quarantined' AND reported_at IS NULL"),
+    ),
 )
 
 intake_attempts = Table(

@@ -354,7 +354,7 @@ class KilledWhileRecording(Intake):
     strict=True,
     reason="design question: intake counts an attempt before each message and quarantines after 3, so three "
     "kills from outside while the same innocent message is in flight look like a message that kills intake "
-    "every time; the customer is never answered and nobody is told",
+    "every time; the customer is not answered automatically (the staff are told by the quarantine alert)",
 )
 def test_three_kills_while_the_same_message_is_in_flight_do_not_quarantine_it(
     imap_account: ImapAccount, smtp_sink: SmtpSink, database_url: str, tmp_path: Path

@@ -101,3 +101,25 @@ def test_a_message_is_found_by_its_message_id_index_oldest_first(database_url: s
     assert any("ix_messages_loop_id" in line for line in found[1]), found[1]
     for lookup in found:
         assert not any("pk_messages" in line or "Sort" in line or "TEMP B-TREE" in line for line in lookup), lookup
+
+
+def test_unreported_quarantined_messages_are_found_by_their_partial_index(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    with store.transaction() as tx:
+        tx.db.execute(
+            insert(messages),
+            [
+                {"direction": "in", "inbox": "support", "received_at": NOW, "uid": i,
+                 "classification": "quarantined" if i % 100 == 0 else "customer"}
+                for i in range(1, 301)
+            ],
+        )  # fmt: skip
+    lookups = statements(store, lambda tx: tx.unreported_quarantine(50))
+    found = plan(store, *lookups[0])
+    with store.transaction() as tx:
+        listed = [m.uid for m in tx.unreported_quarantine(50)]
+    store.close()
+    assert listed == [100, 200, 300]
+    assert any("ix_messages_quarantine_unreported" in line for line in found), found
+    assert not any("Sort" in line or "TEMP B-TREE" in line for line in found), found

@@ -3,9 +3,9 @@
 A message intake could not handle (unparseable, or one that stopped intake three times) is recorded raw and
 quarantined so that the messages behind it go on; it is never answered. Somebody has to look at it: after each
 intake pass and at every housekeeping tick, the staff get one email listing the quarantined messages nobody was
-told about yet, and those are marked reported. If the mail cannot go out (the SMTP server defers or is down),
-nothing is marked and the next tick tries again; a crash between the send and the mark sends the same email again,
-with the same Message-ID.
+told about yet, and those are marked reported once at least one of them has the email. If the mail cannot go out
+(the SMTP server defers, is down, or refuses every staff address), nothing is marked and the next tick tries
+again; a crash between the send and the mark sends the same email again, with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def report_quarantine(store: Store, settings: Settings, now: datetime) -> int:
     subject, text = alert(found)
     inbox = settings.inboxes[0]
     batch = f"{found[0].id}-{found[-1].id}"
+    delivered = 0
     try:
         with SmtpSender(settings.smtp) as sender:
             for member in settings.staff:
@@ -56,10 +57,14 @@ def report_quarantine(store: Store, settings: Settings, now: datetime) -> int:
                 )
                 try:
                     sender.send(raw, inbox.address, [member.email])
+                    delivered += 1
                 except PermanentSendError as exc:
                     log.error("quarantine alert refused", extra={"to": member.email, "smtp": str(exc)})
     except TransientSendError as exc:
         log.warning("quarantine alert deferred; will retry", extra={"smtp": str(exc)})
+        return 0
+    if not delivered:
+        log.error("quarantine alert refused for every staff member; will retry", extra={"count": len(found)})
         return 0
     with store.transaction() as tx:
         tx.mark_reported([message.id for message in found], now)

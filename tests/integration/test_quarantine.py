@@ -81,3 +81,28 @@ def test_several_quarantined_messages_go_in_one_email(app: App, imap_account: Im
     assert len(told) == len(STAFF)
     assert told[0].message["Subject"] == "[closeloop] 3 messages quarantined, not answered"
     assert told[0].message.get_content().count("  why: ") == 3
+
+
+def test_nothing_is_marked_reported_until_a_staff_member_has_the_alert(
+    app: App, imap_account: ImapAccount, smtp_sink: SmtpSink
+) -> None:
+    imap_account.append(NO_HEADERS)
+    for member in STAFF:
+        smtp_sink.reject(member["email"])
+
+    refused = app.once()
+
+    assert refused.quarantine_reported == 0
+    assert [m["reported_at"] for m in rows(app, messages)] == [None]
+
+
+def test_one_staff_address_refused_does_not_keep_the_others_from_being_told(
+    app: App, imap_account: ImapAccount, smtp_sink: SmtpSink
+) -> None:
+    imap_account.append(NO_HEADERS)
+    smtp_sink.reject(STAFF[0]["email"])
+
+    report = app.once()
+
+    assert report.quarantine_reported == 1
+    assert [r.rcpt_tos[0] for r in alerts(smtp_sink)] == [STAFF[1]["email"]]

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from daemon.config import Settings
-from daemon.mail.compose import Mailbox, Outgoing, compose
-from daemon.mail.smtp import PermanentSendError, SmtpSender, TransientSendError
+from daemon.mail.compose import Mailbox
+from daemon.mail.smtp import SmtpSender
+from daemon.staff_mail import mail_staff
 from daemon.store.repository import QuarantinedMessage, Store
 
 log = logging.getLogger(__name__)
@@ -34,36 +35,22 @@ def report_quarantine(store: Store, settings: Settings, now: datetime) -> int:
     if not found or not settings.staff:
         return 0
     subject, text = alert(found)
-    inbox = settings.inboxes[0]
     batch = f"{found[0].id}-{found[-1].id}"
-    delivered = 0
-    try:
-        with SmtpSender(settings.smtp) as sender:
-            for member in settings.staff:
-                recipient = hashlib.sha256(member.email.encode()).hexdigest()[:8]
-                raw = compose(
-                    Outgoing(
-                        kind=KIND,
-                        loop_ref="",
-                        sender=Mailbox(email=inbox.address, name="closeloop"),
-                        recipient=Mailbox(email=member.email, name=member.name),
-                        subject=subject,
-                        text=text,
-                        html=None,
-                        message_id=f"closeloop.quarantine.{batch}.{recipient}@{inbox.id_domain}",
-                        date=now,
-                        answers=False,
-                    )
-                )
-                try:
-                    sender.send(raw, inbox.address, [member.email])
-                    delivered += 1
-                except PermanentSendError as exc:
-                    log.error("quarantine alert refused", extra={"to": member.email, "smtp": str(exc)})
-    except TransientSendError as exc:
-        log.warning("quarantine alert deferred; will retry", extra={"smtp": str(exc)})
-        return 0
-    if not delivered:
+    domain = settings.inboxes[0].id_domain
+    with SmtpSender(settings.smtp) as sender:
+        mailed = mail_staff(
+            sender,
+            settings,
+            [Mailbox(email=member.email, name=member.name) for member in settings.staff],
+            kind=KIND,
+            subject=subject,
+            text=text,
+            message_id=lambda to: f"closeloop.quarantine.{batch}.{_hashed(to.email)}@{domain}",
+            now=now,
+        )
+    if mailed.left:
+        return 0  # deferred: nothing is marked, the next tick tries again
+    if not mailed.delivered:
         log.error("quarantine alert refused for every staff member; will retry", extra={"count": len(found)})
         return 0
     with store.transaction() as tx:
@@ -96,6 +83,10 @@ def alert(found: Sequence[QuarantinedMessage]) -> tuple[str, str]:
         "and answer the sender yourself if it is a customer.",
     ]
     return subject, "\n".join(lines) + "\n"
+
+
+def _hashed(address: str) -> str:
+    return hashlib.sha256(address.encode()).hexdigest()[:8]
 
 
 def _short(value: str, limit: int = 200) -> str:

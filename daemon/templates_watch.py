@@ -22,9 +22,10 @@ from datetime import datetime
 
 from daemon.config import Settings
 from daemon.dispatch import Sender
-from daemon.mail.compose import Mailbox, Outgoing, compose
-from daemon.mail.smtp import PermanentSendError, SmtpSender, TransientSendError
+from daemon.mail.compose import Mailbox
+from daemon.mail.smtp import SmtpSender
 from daemon.render import Refresh, Renderer, TemplateProblem
+from daemon.staff_mail import mail_staff
 from daemon.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -106,32 +107,19 @@ class TemplatesWatch:
             return self._send_with(sender, alert, now)
 
     def _send_with(self, sender: Sender, alert: StaffAlert, now: datetime) -> StaffAlert | None:
-        inbox = self.settings.inboxes[0]
-        left = list(alert.recipients)
-        while left:
-            recipient = left[0]
-            raw = compose(
-                Outgoing(
-                    kind=ALERT_KIND,
-                    loop_ref="",
-                    sender=Mailbox(email=inbox.address, name="closeloop"),
-                    recipient=Mailbox(email=recipient),
-                    subject=alert.subject,
-                    text=alert.text,
-                    html=None,
-                    message_id=f"closeloop.templates.{alert.generation}.{secrets.token_hex(6)}@{inbox.id_domain}",
-                    date=now,
-                    answers=False,
-                )
-            )
-            try:
-                sender.send(raw, inbox.address, [recipient])
-            except TransientSendError as exc:
-                log.warning("staff alert deferred; will retry", extra={"to": recipient, "smtp": str(exc)})
-                return replace(alert, recipients=tuple(left))
-            except PermanentSendError as exc:
-                log.error("staff alert refused", extra={"to": recipient, "smtp": str(exc)})
-            left.pop(0)
+        domain = self.settings.inboxes[0].id_domain
+        mailed = mail_staff(
+            sender,
+            self.settings,
+            [Mailbox(email=recipient) for recipient in alert.recipients],
+            kind=ALERT_KIND,
+            subject=alert.subject,
+            text=alert.text,
+            message_id=lambda _: f"closeloop.templates.{alert.generation}.{secrets.token_hex(6)}@{domain}",
+            now=now,
+        )
+        if mailed.left:
+            return replace(alert, recipients=mailed.left)
         log.info("staff told about the templates", extra={"subject": alert.subject})
         return None
 

@@ -6,7 +6,6 @@ renderer turns the datetimes into readable dates in the template's language.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -17,15 +16,6 @@ from daemon.domain.model import Customer, Loop, Staff, Touch, TouchKind
 from daemon.store.repository import MessageView, Transaction
 
 EXCERPT_CHARS = 300
-# The salutation a message opens with ("Hello,", "Hi Alex!", "Dear support team,", "Guten Tag,"): not what they
-# wrote about, so the excerpt starts after it.
-_GREETING = re.compile(
-    r"^(hi|hello|hey|hiya|dear|greetings|good (morning|afternoon|evening|day)|to whom it may concern|"
-    r"hallo|moin|servus|guten (tag|morgen|abend)|liebe[rs]?|sehr geehrte[rs]?|bonjour|salut|hola|buongiorno|ciao)"
-    r"\b(?P<rest>.*)$",
-    re.IGNORECASE,
-)
-_GREETING_END = re.compile(r"^[^,!:.]{0,40}[,!:.]\s*")
 
 
 def staff_member(settings: Settings, email: str) -> Staff:
@@ -120,31 +110,13 @@ def _message(view: MessageView | None, loop: Loop, zone: tzinfo) -> dict[str, An
 @lru_cache(maxsize=8)  # a message's acknowledgement and staff-notification go out one after the other
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """The first paragraph of the customer's words after their greeting, on one line, cut at a word boundary."""
-    from daemon.mail.quotes import latest_reply
+    from daemon.mail.quotes import latest_reply, without_greeting
 
     paragraphs = [p for p in without_greeting(latest_reply(text)).split("\n\n") if p.strip()]
     first = " ".join(paragraphs[0].split()) if paragraphs else ""
     if len(first) <= limit:
         return first
     return first[:limit].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
-
-
-def without_greeting(text: str) -> str:
-    """``text`` without the salutation on its first line: the whole line when it is only a greeting ("Hello,",
-    "Hi Alex", "Dear support team,"), else the greeting up to its comma ("Hello, I was charged twice" → "I was
-    charged twice"). A first line that merely starts with such a word ("Hey, this is broken" keeps "this is
-    broken"; "Hi there is a bug in …" has no comma and stays whole) is never dropped."""
-    first, newline, rest = text.lstrip().partition("\n")
-    found = _GREETING.match(first.strip())
-    if found is None:
-        return text
-    words = first.split()
-    if len(words) <= 3 or (len(words) <= 6 and first.rstrip()[-1] in ",!:."):
-        return rest
-    end = _GREETING_END.match(found.group("rest"))
-    if end is None:
-        return text
-    return found.group("rest")[end.end() :] + newline + rest
 
 
 def _local(moment: datetime | None, zone: tzinfo) -> datetime | None:

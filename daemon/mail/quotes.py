@@ -61,6 +61,16 @@ _ATTRIBUTION = re.compile(r"(?=.*[\d@]).{8,300}:$")
 # "Thanks, everything works now.": a sign-off followed by a lower-case word is a sentence, not a signature.
 _SIGN_OFF_SENTENCE = re.compile(r"^(?:> ?)*[^,]{1,30},\s*[a-zà-ÿ]")
 
+# The salutation a message opens with ("Hello,", "Hi Alex!", "Dear support team,", "Guten Tag,"): not what they
+# wrote about, so the excerpt starts after it.
+_GREETING = re.compile(
+    r"^(hi|hello|hey|hiya|dear|greetings|good (morning|afternoon|evening|day)|to whom it may concern|"
+    r"hallo|moin|servus|guten (tag|morgen|abend)|liebe[rs]?|sehr geehrte[rs]?|bonjour|salut|hola|buongiorno|ciao)"
+    r"\b(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+_GREETING_END = re.compile(r"^[^,!:.]{0,40}[,!:.]\s*")
+
 _SIGNATURE_TRIES = 5
 """How many sentence-like sign-offs are skipped before giving up on finding a signature."""
 
@@ -155,7 +165,25 @@ def _drop_footers(text: str) -> str:
     return "\n".join(line for line in text.split("\n") if not _SENT_FROM.match(line.strip()))
 
 
-__all__ = ["DEFAULT_LANGUAGES", "MAX_CHARS", "MAX_LINE_CHARS", "latest_reply"]
+def without_greeting(text: str) -> str:
+    """``text`` without the salutation on its first line: the whole line when it is only a greeting ("Hello,",
+    "Hi Alex", "Dear support team,"), else the greeting up to its comma ("Hello, I was charged twice" → "I was
+    charged twice"). A first line that merely starts with such a word ("Hey, this is broken" keeps "this is
+    broken"; "Hi there is a bug in …" has no comma and stays whole) is never dropped."""
+    first, newline, rest = text.lstrip().partition("\n")
+    found = _GREETING.match(first.strip())
+    if found is None:
+        return text
+    words = first.split()
+    if len(words) <= 3 or (len(words) <= 6 and first.rstrip()[-1] in ",!:."):
+        return rest
+    end = _GREETING_END.match(found.group("rest"))
+    if end is None:
+        return text
+    return found.group("rest")[end.end() :] + newline + rest
+
+
+__all__ = ["DEFAULT_LANGUAGES", "MAX_CHARS", "MAX_LINE_CHARS", "latest_reply", "without_greeting"]
 
 
 SIGN_OFF_WORDS = frozenset(

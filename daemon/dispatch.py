@@ -11,6 +11,7 @@ database server may forget the last moments' "sent" marks, with that same outcom
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ from daemon.store.repository import DueTouch, RecordedMessage, Sent, Store, Tran
 log = logging.getLogger(__name__)
 
 CAP_REASON = "over the cap of automated mail to this address"
+# How long the dispatcher keeps SQLite's write turn, sending one email per transaction, before the inbox watcher
+# (whose turn is a whole batch of messages) gets it back: without it, a large import acknowledged one message per
+# batch recorded.
+TURN_SECONDS = 0.5
 
 
 class Sender(Protocol):
@@ -60,19 +65,28 @@ class Dispatch:
         """Send what is due at ``now``, oldest first, up to ``limit`` touches; stop early if SMTP is down or
         ``stop()`` (asked between touches: a shutdown waits for one email, not for the whole batch)."""
         report = DispatchReport()
-        limit = limit or self.settings.daemon.dispatch_batch
-        for _ in range(limit):
-            if stop():
-                break
+        left = limit or self.settings.daemon.dispatch_batch
+        more = True
+        while more and left > 0 and not report.smtp_down and not stop():
+            with self.store.write_turn():
+                handled, more = self._turn(sender, now, left, stop, report)
+            left -= handled
+        return report
+
+    def _turn(
+        self, sender: Sender, now: datetime, limit: int, stop: Callable[[], bool], report: DispatchReport
+    ) -> tuple[int, bool]:
+        """Touches for up to :data:`TURN_SECONDS`, each in its own transaction; how many, and whether more are due."""
+        handled, ends = 0, time.monotonic() + TURN_SECONDS
+        while handled < limit and not report.smtp_down and time.monotonic() < ends and not stop():
             with self.store.transaction(wait_for_disk=False) as tx:
                 due = tx.claim_due(now)
                 if due is None:
-                    break
+                    return handled, False
                 result = self._one(tx, due, sender, now, report)
             report.results[result] += 1
-            if report.smtp_down:
-                break
-        return report
+            handled += 1
+        return handled, True
 
     def _one(self, tx: Transaction, due: DueTouch, sender: Sender, now: datetime, report: DispatchReport) -> str:
         touch = due.touch

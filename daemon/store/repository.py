@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    CompoundSelect,
     Connection,
     Engine,
     Row,
-    Select,
     bindparam,
     create_engine,
     delete,
@@ -30,6 +30,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -179,6 +180,13 @@ class Store:
             yield Transaction(connection)
 
     @contextmanager
+    def write_turn(self) -> Iterator[None]:
+        """Keep this thread's turn at SQLite's write lock for the transactions the block runs, one after the other;
+        each still commits on its own. (PostgreSQL has row locks and needs no turns.)"""
+        with self._turns.keep() if self.is_sqlite else nullcontext():
+            yield
+
+    @contextmanager
     def reading(self) -> Iterator[Transaction]:
         """A read-only transaction that does not wait for SQLite's write lock."""
         with self.engine.connect() as connection:
@@ -205,7 +213,9 @@ class WriteTurns:
     Left to SQLite, a waiting writer sleeps and retries (up to 100 ms between tries) and loses to a thread that
     commits and begins again at once: intake waited for dispatch to run out of due touches before it could
     record new mail. With turns, the inbox watcher and the dispatcher alternate, and nobody sleeps on the lock.
-    Other processes (a staff command) still meet SQLite's own lock.
+    A thread may :meth:`keep` its turn for several transactions in a row (the dispatcher does, for a fraction of a
+    second, since its transactions are one email each and intake's a whole batch of messages). Other processes
+    (a staff command) still meet SQLite's own lock.
     """
 
     def __init__(self) -> None:
@@ -214,17 +224,46 @@ class WriteTurns:
         self._serving = 0  # the ticket whose turn it is
         self._gone: set[int] = set()  # tickets whose threads stopped waiting
         self._holder: int | None = None
+        self._kept = False  # the holder keeps the turn across transactions
+        self._inside = False  # a transaction runs in a kept turn
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        """Wait for this thread's turn and hold it for the block.
+        """Wait for this thread's turn and hold it for the block (one transaction); inside :meth:`keep` on the same
+        thread, the turn is already there.
 
-        :raises RuntimeError: when this thread holds the turn already (it would wait for itself forever).
+        :raises RuntimeError: when this thread is inside a transaction already (it would wait for itself forever).
         """
         me = threading.get_ident()
         with self._changed:
-            if self._holder == me:
+            mine = self._holder == me
+            if mine and (not self._kept or self._inside):
                 raise RuntimeError("a write transaction inside another one on the same thread")
+        if mine:
+            self._inside = True
+            try:
+                yield
+            finally:
+                self._inside = False
+            return
+        with self._taken(me):
+            yield
+
+    @contextmanager
+    def keep(self) -> Iterator[None]:
+        """Wait for this thread's turn and keep it for the transactions the block runs, one after the other."""
+        with self._taken(threading.get_ident()):
+            self._kept = True
+            try:
+                yield
+            finally:
+                self._kept = False
+
+    @contextmanager
+    def _taken(self, me: int) -> Iterator[None]:
+        with self._changed:
+            if self._holder == me:
+                raise RuntimeError("a write turn inside another one on the same thread")
             ticket, self._issued = self._issued, self._issued + 1
             try:
                 self._changed.wait_for(lambda: self._serving == ticket)
@@ -435,10 +474,8 @@ class Transaction:
         With ``customer_visible``, only mail the customer has seen (theirs, and ours to them): a mail to the
         customer must not cite a staff notification or a colleague's internal reply.
         """
-        first_and_latest = _CUSTOMER_THREAD if customer_visible else _THREAD
-        first = self.db.execute(first_and_latest[0], {"loop_id": loop_id}).all()
-        latest = self.db.execute(first_and_latest[1], {"loop_id": loop_id, "latest": limit - 1}).all()
-        rows = {row.id: row.message_id for row in (*first, *latest)}
+        query = _CUSTOMER_THREAD if customer_visible else _THREAD
+        rows = {row.id: row.message_id for row in self.db.execute(query, {"loop_id": loop_id, "latest": limit - 1})}
         return [rows[key] for key in sorted(rows)]
 
     # threading --------------------------------------------------------------------------------------------
@@ -824,9 +861,9 @@ _MARK_SENT = update(touches).where(touches.c.id == bindparam("touch_id")).values
 _SAVE_LOOP = update(loops).where(loops.c.id == bindparam("loop_id"))
 
 
-def _thread(*, customer_visible: bool) -> tuple[Select[Any], Select[Any]]:
-    """A loop's Message-IDs, the first and the latest ``:latest``; with ``customer_visible`` only mail the customer
-    has seen (theirs, and ours to them)."""
+def _thread(*, customer_visible: bool) -> CompoundSelect[Any]:
+    """A loop's Message-IDs, the first and the latest ``:latest`` (in one statement: one round trip per email); with
+    ``customer_visible`` only mail the customer has seen (theirs, and ours to them)."""
     loop_id: BindParameter[int] = bindparam("loop_id")
     ids = select(messages.c.id, messages.c.message_id).where(
         messages.c.loop_id == loop_id, messages.c.message_id.is_not(None)
@@ -837,7 +874,9 @@ def _thread(*, customer_visible: bool) -> tuple[Select[Any], Select[Any]]:
         )
         theirs = (messages.c.direction == "in") & (messages.c.classification == str(Classification.CUSTOMER))
         ids = ids.where(theirs | ((messages.c.direction == "out") & messages.c.touch_id.in_(to_them)))
-    return ids.order_by(messages.c.id).limit(1), ids.order_by(messages.c.id.desc()).limit(bindparam("latest"))
+    first = ids.order_by(messages.c.id).limit(1).subquery()
+    latest = ids.order_by(messages.c.id.desc()).limit(bindparam("latest")).subquery()
+    return union_all(select(first), select(latest))
 
 
 _THREAD = _thread(customer_visible=False)

@@ -103,6 +103,27 @@ def test_a_message_is_found_by_its_message_id_index_oldest_first(database_url: s
         assert not any("pk_messages" in line or "Sort" in line or "TEMP B-TREE" in line for line in lookup), lookup
 
 
+def test_a_thread_is_its_opening_message_and_the_latest_ones_oldest_first(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    due_at_once(store, 2)
+    with store.transaction() as tx:
+        tx.db.execute(
+            insert(messages),
+            [
+                {"direction": "in", "inbox": "support", "message_id": f"m{i}@example.com", "received_at": NOW,
+                 "classification": "customer", "loop_id": 1 if i != 5 else 2}
+                for i in range(1, 16)
+            ],
+        )  # fmt: skip
+    with store.reading() as tx:
+        long, short, empty = tx.thread_of(1, limit=4), tx.thread_of(2), tx.thread_of(99)
+    store.close()
+    assert long == ["m1@example.com", "m13@example.com", "m14@example.com", "m15@example.com"]
+    assert short == ["m5@example.com"]
+    assert empty == []
+
+
 def test_unreported_quarantined_messages_are_found_by_their_partial_index(database_url: str) -> None:
     store = Store(database_url)
     store.migrate()

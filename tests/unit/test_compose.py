@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes
-from email.policy import default
+from email.policy import compat32, default
 
 import pytest
 
-from daemon.mail.compose import HeaderInjection, Mailbox, Outgoing, compose, one_line
+from daemon.mail.compose import POLICY, HeaderInjection, Mailbox, Outgoing, compose, one_line
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
@@ -140,3 +140,35 @@ def test_bad_message_ids_are_refused(message_id: str) -> None:
 def test_one_line_collapses_control_characters() -> None:
     assert one_line("a\r\nb\tc\x00d\u2029e   f") == "a b c d e f"
     assert len(one_line("x" * 1000)) == 250
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Example Support <support@example.org>",
+        "Re: Invoice shows the wrong VAT number [CL-4680]",
+        "<closeloop.cl-4680.acknowledgement.abc@example.org>",
+        "x" * 70,  # fits exactly: 8 + 70 = 78
+        "x" * 71,  # one over: left to the library
+        "two  spaces",
+        " leading space",
+        "trailing space ",
+        "tab\there",
+        "=?utf-8?q?encoded?=",
+        "Zoë",
+        "a, b; c (d) e",
+        "Re: " + "long subject words " * 8,
+    ],
+)
+def test_headers_are_written_exactly_as_the_email_package_would(value: str) -> None:
+    """The shortcut for short plain headers changes nothing on the wire."""
+    library = compat32.clone(linesep="\r\n")
+    assert POLICY.fold_binary("Subject", value) == library.fold_binary("Subject", value)
+
+
+def test_body_line_ends_are_normalised_and_encoded_lines_stay_within_76() -> None:
+    text = "one\r\ntwo\rthree\n" + "é" * 100 + "\n= sign =3D and a tab\t\n"
+    raw = compose(outgoing(text=text, html=None))
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert parsed(raw).get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n").replace("\r", "\n")

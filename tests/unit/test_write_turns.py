@@ -74,3 +74,37 @@ def test_a_thread_that_stops_waiting_does_not_hold_up_the_turns_after_it() -> No
 
     threading.Thread(target=later).start()
     assert got.wait(5)
+
+
+def test_a_kept_turn_runs_several_transactions_before_a_waiting_thread_gets_its_turn() -> None:
+    turns = WriteTurns()
+    taken: list[str] = []
+    kept = threading.Event()
+
+    def watcher() -> None:
+        kept.wait(5)
+        with turns.turn():
+            taken.append("intake")
+
+    thread = threading.Thread(target=watcher)
+    thread.start()
+    with turns.keep():
+        kept.set()
+        deadline = time.monotonic() + 5
+        while turns._issued < 2 and time.monotonic() < deadline:  # until the watcher holds a ticket and waits
+            time.sleep(0.001)
+        for _ in range(3):
+            with turns.turn():
+                taken.append("dispatch")
+    thread.join(5)
+    assert taken == ["dispatch", "dispatch", "dispatch", "intake"]
+
+
+def test_inside_a_kept_turn_transactions_still_cannot_nest() -> None:
+    turns = WriteTurns()
+    with turns.keep(), turns.turn(), pytest.raises(RuntimeError, match="inside another"), turns.turn():
+        pass
+    with turns.keep(), pytest.raises(RuntimeError, match="inside another"), turns.keep():
+        pass
+    with turns.turn(), pytest.raises(RuntimeError, match="inside another"), turns.keep():
+        pass

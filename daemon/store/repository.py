@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     CompoundSelect,
     Connection,
     Engine,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal_column,
     select,
     text,
     union_all,
@@ -869,9 +871,12 @@ def _thread(*, customer_visible: bool) -> CompoundSelect[Any]:
         messages.c.loop_id == loop_id, messages.c.message_id.is_not(None)
     )
     if customer_visible:
-        to_them = select(touches.c.id).where(
-            touches.c.loop_id == loop_id, touches.c.kind.in_([str(k) for k in TouchKind if not k.to_staff])
-        )
+        # The kinds written into the SQL (our own names), not as an expanding parameter, which would make
+        # SQLAlchemy rewrite the statement's text at every execution.
+        customer_kinds: list[ColumnElement[str]] = [
+            literal_column(f"'{kind}'") for kind in TouchKind if not kind.to_staff
+        ]
+        to_them = select(touches.c.id).where(touches.c.loop_id == loop_id, touches.c.kind.in_(customer_kinds))
         theirs = (messages.c.direction == "in") & (messages.c.classification == str(Classification.CUSTOMER))
         ids = ids.where(theirs | ((messages.c.direction == "out") & messages.c.touch_id.in_(to_them)))
     first = ids.order_by(messages.c.id).limit(1).subquery()

@@ -107,6 +107,7 @@ def memory_section(servers: Servers, backend: str, work: Path, *, count: int) ->
     with database(backend, work / "memory.db") as url:
         config = write_config(work / f"memory-{backend}.toml", account=account, sink=servers.sink, url=url)
         servers.sink.clear()
+        started = time.monotonic()
         child = Child(closeloop(config, "run"), log=work / f"memory-{backend}.log")
         try:
             arrivals = wait_for_acks(servers, child, count, timeout=max(120, count / 5))
@@ -114,14 +115,30 @@ def memory_section(servers: Servers, backend: str, work: Path, *, count: int) ->
             peak = child.peak_rss_mb()
         finally:
             finished = child.stop()
+    acks = sorted(a.arrived - started for a in arrivals if a.kind == ACK)
     return {
         "messages": count,
         "seconds": took,
         "per_s": count / took,
+        # whether customers are answered while a large inbox is still being read, or only after it
+        "first_ack_s": acks[0] if acks else None,
+        "acks_while_reading": acks_while_reading(work / f"memory-{backend}.log"),
         "peak_rss_mb": peak,
         "exit_code": finished.returncode,
         "problems": acknowledged(arrivals, numbers) + exit_problem(finished.returncode),
     }
+
+
+def acks_while_reading(log: Path) -> int | None:
+    """Acknowledgements the daemon logged as sent before its first pass over the inbox logged that it was done;
+    ``None`` when that pass was one batch (no progress lines then)."""
+    sent = 0
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if "%), done in" in line:
+            return sent
+        if '"message": "sent"' in line and '"kind": "acknowledgement"' in line:
+            sent += 1
+    return None
 
 
 def arrive(account: ImapAccount, raws: dict[int, bytes], rate: float) -> dict[str, float]:

@@ -103,12 +103,20 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, Cell, str]]:
         (f"claim query at {touches:,} / {loops:,} loops", "dispatch", _claims, "flat"),
         (f"dispatch: {p['due']:,} due among {loops:,} loops", "dispatch", _large_pass, ""),
         (f"run: {p['big']:,} messages", "memory", lambda r: f"{r['per_s']:,.0f} msg/s", ""),
+        ("run: acknowledged while reading them", "memory", _acks_in_import, ""),
         (f"run: peak RSS after {p['big']:,} messages", "memory", _rss, "< 150 MB"),
     ]
 
 
 def _rss(r: dict[str, Any]) -> str:
     return f"{r['peak_rss_mb']:.0f} MB"
+
+
+def _acks_in_import(r: dict[str, Any]) -> str:
+    during, first = r.get("acks_while_reading"), r.get("first_ack_s")
+    if during is None or first is None:
+        return "—"
+    return f"{during:,} (first after {first:.1f} s)"
 
 
 def _latency(r: dict[str, Any]) -> str:

@@ -25,6 +25,14 @@ from email.utils import format_datetime, formataddr
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 MAX_SUBJECT = 250
+MAX_LINE = 78  # RFC 5322 2.1.1: lines SHOULD be no longer than 78 characters
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")  # printable ASCII words, one space between them
+
+
+def _plain(value: str) -> bool:
+    """Text ``email.header.Header`` writes back unchanged when it fits on a line: printable ASCII words with single
+    spaces between them."""
+    return _PLAIN.fullmatch(value) is not None
 
 
 class _Policy(Compat32):
@@ -44,15 +52,7 @@ class _Policy(Compat32):
         return super().fold_binary(name, value)
 
 
-MAX_LINE = 78  # RFC 5322 2.1.1: lines SHOULD be no longer than 78 characters
 POLICY = _Policy(linesep="\r\n")
-_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")  # printable ASCII words, one space between them
-
-
-def _plain(value: str) -> bool:
-    """Text ``email.header.Header`` writes back unchanged when it fits on a line: printable ASCII words with single
-    spaces between them."""
-    return _PLAIN.fullmatch(value) is not None
 
 
 class HeaderInjection(ValueError):

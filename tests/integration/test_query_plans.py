@@ -40,6 +40,19 @@ def due_at_once(store: Store, count: int) -> None:
         )  # fmt: skip
 
 
+def customer_messages(store: Store, loop_of: dict[str, int]) -> None:
+    """A customer's message for each Message-ID, in its loop, in the order given."""
+    with store.transaction() as tx:
+        tx.db.execute(
+            insert(messages),
+            [
+                {"direction": "in", "inbox": "support", "message_id": message_id, "received_at": NOW,
+                 "classification": "customer", "loop_id": loop_id}
+                for message_id, loop_id in loop_of.items()
+            ],
+        )  # fmt: skip
+
+
 def statements(store: Store, run: Callable[[Transaction], object]) -> list[tuple[str, Any]]:
     """The SQL and parameters of every query ``run`` makes."""
     seen: list[tuple[str, Any]] = []
@@ -85,15 +98,7 @@ def test_a_message_is_found_by_its_message_id_index_oldest_first(database_url: s
     store = Store(database_url)
     store.migrate()
     due_at_once(store, 300)
-    with store.transaction() as tx:
-        tx.db.execute(
-            insert(messages),
-            [
-                {"direction": "in", "inbox": "support", "message_id": f"c{i}@example.com", "received_at": NOW,
-                 "classification": "customer", "loop_id": i}
-                for i in range(1, 301)
-            ],
-        )  # fmt: skip
+    customer_messages(store, {f"c{i}@example.com": i for i in range(1, 301)})
     lookups = statements(store, lambda tx: (tx.message("c7@example.com"), tx.opening_message(7), tx.thread_of(7)))
     found = [plan(store, statement, parameters) for statement, parameters in lookups]
     store.close()
@@ -107,15 +112,7 @@ def test_a_thread_is_its_opening_message_and_the_latest_ones_oldest_first(databa
     store = Store(database_url)
     store.migrate()
     due_at_once(store, 2)
-    with store.transaction() as tx:
-        tx.db.execute(
-            insert(messages),
-            [
-                {"direction": "in", "inbox": "support", "message_id": f"m{i}@example.com", "received_at": NOW,
-                 "classification": "customer", "loop_id": 1 if i != 5 else 2}
-                for i in range(1, 16)
-            ],
-        )  # fmt: skip
+    customer_messages(store, {f"m{i}@example.com": 1 if i != 5 else 2 for i in range(1, 16)})
     with store.reading() as tx:
         long, short, empty = tx.thread_of(1, limit=4), tx.thread_of(2), tx.thread_of(99)
     store.close()
